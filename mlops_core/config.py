@@ -1,0 +1,151 @@
+"""Typed configuration from environment variables, overridden by command-line flags.
+
+Everything is validated before any AWS call; each bad or missing setting gives one line naming the
+variable and the form expected, all of them together in one ConfigError.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from mlops_core.errors import ConfigError
+
+
+def _matching(pattern: str) -> Callable[[str], str]:
+    compiled = re.compile(pattern)
+
+    def parse(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(value)
+        return value
+    return parse
+
+
+def _positive(kind: type) -> Callable[[str], Any]:
+    def parse(value: str) -> Any:
+        number = kind(value)
+        if not (number > 0 and math.isfinite(number)):
+            raise ValueError(value)
+        return number
+    return parse
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its environment variable, parser, the form it expects and a help text."""
+
+    env: str
+    parse: Callable[[str], Any]
+    expected: str
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.env.lower().replace("_", "-")
+
+    @property
+    def attr(self) -> str:
+        return self.env.lower()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("PROJECT_NAME", _matching(r"[a-z0-9](?:[a-z0-9-]{0,28}[a-z0-9])?"),
+            "1-30 lowercase letters, digits or hyphens, e.g. abalone", "project that owns the resources"),
+    Setting("MODEL_NAME", _matching(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,30}[a-zA-Z0-9])?"),
+            "1-32 letters, digits or hyphens, e.g. abalone", "model name, prefix of job names"),
+    Setting("PIPELINE_NAME", _matching(r"[A-Za-z0-9.@_-]{1,100}"),
+            "1-100 of A-Z a-z 0-9 . @ _ -", "CodePipeline pipeline name"),
+    Setting("BUCKET_NAME", _matching(r"(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"),
+            "an S3 bucket name: 3-63 lowercase letters, digits, dots or hyphens", "S3 bucket for data and artifacts"),
+    Setting("ROLE_ARN", _matching(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}"),
+            "an IAM role ARN like arn:aws:iam::123456789012:role/NAME", "SageMaker execution role"),
+    Setting("IMAGE_URI", _matching(r"[a-z0-9.-]+(?::\d+)?/[a-z0-9._/-]+(?::[\w.-]{1,128}|@sha256:[0-9a-f]{64})?"),
+            "an image URI like 123456789012.dkr.ecr.eu-west-1.amazonaws.com/abalone:latest",
+            "model container image"),
+    Setting("EXECUTION_ID", _matching(r"[A-Za-z0-9-]{1,64}"),
+            "1-64 letters, digits or hyphens (a CodePipeline execution id)", "id of this release"),
+    Setting("THRESHOLD", _positive(float), "a positive number, e.g. 2.1",
+            "maximum RMSE a model may have to pass the quality gate"),
+    Setting("EPOCHS", _positive(int), "a positive whole number, e.g. 100", "training epochs"),
+    Setting("BATCH_SIZE", _positive(int), "a positive whole number, e.g. 32", "training batch size"),
+    Setting("AWS_REGION", _matching(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}"), "an AWS region like eu-west-1",
+            "AWS region"),
+)
+BY_ATTR = {s.attr: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated settings; a setting not given and without default is None."""
+
+    project_name: str | None = None
+    model_name: str | None = None
+    pipeline_name: str | None = None
+    bucket_name: str | None = None
+    role_arn: str | None = None
+    image_uri: str | None = None
+    execution_id: str | None = None
+    threshold: float = 2.1
+    epochs: int = 100
+    batch_size: int = 32
+    aws_region: str | None = None
+
+
+DEFAULTS = {f.name: f.default for f in fields(Config)}
+
+
+
+def load_config(required: Iterable[str] = (), overrides: Mapping[str, Any] | None = None,
+                env: Mapping[str, str] | None = None) -> Config:
+    """Build a Config from ``env`` (default ``os.environ``) and ``overrides`` (e.g. parsed flags).
+
+    ``required`` names settings (attribute or variable names) that must be present. Raises
+    ConfigError listing every missing or malformed setting.
+    """
+    env = os.environ if env is None else env
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    needed = {name.lower() for name in required}
+    unknown = needed - set(BY_ATTR)
+    if unknown:
+        raise ValueError(f"unknown settings required: {sorted(unknown)}")
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for setting in SETTINGS:
+        raw = overrides.get(setting.attr, env.get(setting.env))
+        if setting.attr == "aws_region" and raw is None:
+            raw = env.get("AWS_DEFAULT_REGION")
+        if raw is None or str(raw).strip() == "":
+            if setting.attr in needed:
+                problems.append(f"{setting.env} is not set: expected {setting.expected} "
+                                f"(export {setting.env}=... or pass {setting.flag})")
+            continue
+        try:
+            values[setting.attr] = setting.parse(str(raw).strip())
+        except ValueError:
+            problems.append(f"{setting.env}={raw!r} is malformed: expected {setting.expected}")
+    if problems:
+        raise ConfigError(problems)
+    return Config(**values)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, names: Iterable[str]) -> None:
+    """Add a flag for each named setting (``--model-name`` for MODEL_NAME, ...), overriding its variable."""
+    for name in names:
+        setting = BY_ATTR[name.lower()]
+        value = DEFAULTS[setting.attr]
+        default = f" (default {value})" if value is not None else ""
+        parser.add_argument(setting.flag, dest=setting.attr, default=None, metavar=setting.env,
+                            help=f"{setting.help}; env {setting.env}{default}")
+
+
+def config_from_args(args: argparse.Namespace, required: Iterable[str] = (),
+                     env: Mapping[str, str] | None = None) -> Config:
+    """load_config with the flags added by ``add_config_arguments`` as overrides."""
+    overrides = {attr: getattr(args, attr) for attr in BY_ATTR if hasattr(args, attr)}
+    return load_config(required, overrides, env)

@@ -1,0 +1,73 @@
+"""Structured logging. The library only emits events; bin/ scripts call ``configure_logging``.
+
+Importing mlops_core never touches the root logger or structlog's global configuration. structlog is
+imported on first use (it pulls in rich when installed), keeping ``import mlops_core`` light.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+SECRET_KEY = re.compile(r"pass(word|wd)?|secret|token|credential|api[_-]?key|private[_-]?key|authorization",
+                        re.IGNORECASE)
+REDACTED = "***"
+
+
+def get_logger(name: str) -> Any:
+    """A structlog logger bound to a component name; configuration is decided by the application."""
+    import structlog
+
+    return structlog.get_logger(component=name)
+
+
+def redact(value: Any) -> Any:
+    """Copy of ``value`` with anything stored under a secret-looking key replaced by ``***``."""
+    if isinstance(value, Mapping):
+        return {k: REDACTED if isinstance(k, str) and SECRET_KEY.search(k) else redact(v)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact(v) for v in value)
+    return value
+
+
+def redact_secrets(_logger: Any, _method: str, event_dict: dict) -> dict:
+    """structlog processor: redact values under keys like password, secret, token, credentials."""
+    return redact(event_dict)
+
+
+def wants_json(stream: TextIO) -> bool:
+    """JSON lines in CodeBuild or when the stream is not a terminal; a console renderer otherwise."""
+    if os.environ.get("CODEBUILD_BUILD_ID"):
+        return True
+    return not (hasattr(stream, "isatty") and stream.isatty())
+
+
+def configure_logging(level: str | None = None, json: bool | None = None, stream: TextIO | None = None) -> None:
+    """Configure structlog for a command-line program (level from ``LOG_LEVEL``, default INFO)."""
+    import structlog
+
+    stream = stream or sys.stderr
+    name = (level or os.environ.get("LOG_LEVEL") or "INFO").upper()
+    numeric = logging.getLevelName(name)
+    if not isinstance(numeric, int):
+        numeric = logging.INFO
+    renderer = (structlog.processors.JSONRenderer() if (wants_json(stream) if json is None else json)
+                else structlog.dev.ConsoleRenderer(colors=stream.isatty() if hasattr(stream, "isatty") else False))
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact_secrets,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=False,
+    )

@@ -1,0 +1,56 @@
+"""Shared fixtures: AWS through moto (in-process, or its server on 127.0.0.1), never the real thing."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+
+from mlops_core.aws import Clients
+from tests.fakes import CallRecorder
+
+REGION = "us-east-1"
+
+
+@pytest.fixture(autouse=True)
+def no_real_aws(monkeypatch, tmp_path_factory):
+    """Dummy credentials and region for every test; nothing can reach a real account."""
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_SESSION_TOKEN": "testing", "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(key, value)
+    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "CODEBUILD_BUILD_ID", "EXECUTION_ID"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path_factory.getbasetemp() / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path_factory.getbasetemp() / "no-aws-credentials"))
+
+
+@pytest.fixture
+def aws():
+    """moto in-process: a fresh account per test; yields Clients built from a recorded session."""
+    from moto import mock_aws
+
+    with mock_aws():
+        yield Clients(boto3.Session(region_name=REGION))
+
+
+@pytest.fixture
+def recorder(aws):
+    """Records the API calls of the ``aws`` fixture's clients (create clients after requesting this)."""
+    return CallRecorder(aws.session)
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """moto's server on 127.0.0.1 for subprocess tests; shared by the session, reset per test by ``server_env``."""
+    from mlops_core.local.embedded import EmbeddedAws
+
+    with EmbeddedAws(region=REGION) as server:
+        yield server
+
+
+@pytest.fixture
+def server_env(moto_server, monkeypatch):
+    """A reset moto server and os.environ pointing at it; returns the variables for subprocesses."""
+    moto_server.reset()
+    for key, value in moto_server.env.items():
+        monkeypatch.setenv(key, value)
+    return moto_server.env

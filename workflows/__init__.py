@@ -1,0 +1,1 @@
+"""Step Functions definitions and continuous-training flows built on mlops_core."""
