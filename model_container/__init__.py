@@ -1,0 +1,1 @@
+"""The abalone model image: preprocess | train | evaluate | serve on SageMaker's container contract."""
