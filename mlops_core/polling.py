@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from mlops_core.errors import JobFailed, ResourceFailed, WaitTimeout
 from mlops_core.logs import get_logger
@@ -165,7 +165,7 @@ def wait_for(describe: Callable[[], dict], spec: StatusSpec, resource: str, *,
 
     retrying = Retrying(
         retry=retry_if_exception(is_transient),
-        wait=wait_exponential_jitter(initial=policy.initial_delay, max=policy.max_delay),
+        wait=wait_random_exponential(multiplier=policy.initial_delay, max=policy.max_delay),
         stop=stop_after_attempt(policy.describe_attempts),
         sleep=clock.sleep, before_sleep=log_retry, reraise=True,
     )

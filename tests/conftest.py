@@ -17,7 +17,8 @@ def no_real_aws(monkeypatch, tmp_path_factory):
     for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                        "AWS_SESSION_TOKEN": "testing", "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION}.items():
         monkeypatch.setenv(key, value)
-    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "CODEBUILD_BUILD_ID", "EXECUTION_ID"):
+    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "CODEBUILD_BUILD_ID", "EXECUTION_ID", "MLOPS_LOCAL_RUNTIME",
+                "MLOPS_LOCAL_CONTAINER"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path_factory.getbasetemp() / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path_factory.getbasetemp() / "no-aws-credentials"))
