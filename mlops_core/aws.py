@@ -127,3 +127,8 @@ def is_not_found(exc: BaseException) -> bool:
 def error_code(exc: BaseException) -> str | None:
     """The AWS error code of a ClientError, else None."""
     return exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
+
+
+def partition_of(region: str) -> str:
+    """The ARN partition of a region: aws, aws-cn or aws-us-gov."""
+    return "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from mlops_core.aws import Clients, resolve
+from botocore.exceptions import ClientError
+
+from mlops_core.aws import Clients, error_code, is_not_found, partition_of, resolve
+from mlops_core.ensure import Action, Ensured, contains, normalize_document, result
+from mlops_core.errors import AwsResourceError
 
 
 def s3_uri(bucket: str, *keys: str) -> str:
@@ -56,3 +60,141 @@ def download_file(uri: str, path: str | Path, *, clients: Clients | None = None)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     resolve(clients).s3.download_file(bucket, key, str(path))
     return Path(path)
+
+
+# Buckets: ensure (versioned, encrypted, private, TLS only, tagged), empty and delete.
+
+def tls_only_policy(bucket: str, partition: str = "aws") -> dict:
+    """A bucket policy denying every request that does not use TLS."""
+    arn = f"arn:{partition}:s3:::{bucket}"
+    return {"Version": "2012-10-17", "Statement": [{
+        "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+        "Resource": [arn, f"{arn}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
+
+
+def encryption_configuration(kms_key_arn: str | None = None) -> dict:
+    """Default encryption: SSE-S3, or SSE-KMS with a bucket key when ``kms_key_arn`` is given."""
+    default = ({"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": kms_key_arn} if kms_key_arn
+               else {"SSEAlgorithm": "AES256"})
+    return {"Rules": [{"ApplyServerSideEncryptionByDefault": default, "BucketKeyEnabled": bool(kms_key_arn)}]}
+
+
+PUBLIC_ACCESS_BLOCK = {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
+                       "RestrictPublicBuckets": True}
+
+
+def _read(call: Callable[[], Any], *missing_codes: str) -> Any:
+    """``call()``, or None when S3 answers that the configuration or bucket does not exist."""
+    try:
+        return call()
+    except ClientError as exc:
+        if error_code(exc) in missing_codes or is_not_found(exc):
+            return None
+        raise
+
+
+def bucket_exists(bucket: str, *, clients: Clients | None = None) -> bool:
+    """True if the bucket exists and is ours; AwsResourceError if another account owns the name."""
+    try:
+        resolve(clients).s3.head_bucket(Bucket=bucket)
+        return True
+    except ClientError as exc:
+        if is_not_found(exc):
+            return False
+        if error_code(exc) in ("403", "AccessDenied"):
+            raise AwsResourceError(f"bucket {bucket}", "head", "the name belongs to another account or "
+                                   "access is denied", "choose another BUCKET_NAME") from exc
+        raise
+
+
+def _bucket_settings(s3: Any, bucket: str, kms_key_arn: str | None, tags: Mapping[str, str],
+                     tls_only: bool, partition: str) -> dict[str, tuple[Callable[[], Any], Any, Callable[[], Any]]]:
+    """label -> (read the current value, the desired value, write the desired value)."""
+    encryption = encryption_configuration(kms_key_arn)
+    policy = tls_only_policy(bucket, partition)
+
+    def write_tags() -> None:  # keep tags that others set
+        merged = {**bucket_tags(bucket, s3=s3), **tags}
+        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in merged.items()]})
+
+    settings = {
+        "versioning": (lambda: s3.get_bucket_versioning(Bucket=bucket), {"Status": "Enabled"},
+                       lambda: s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})),
+        "encryption": (lambda: _read(lambda: s3.get_bucket_encryption(Bucket=bucket)[
+            "ServerSideEncryptionConfiguration"], "ServerSideEncryptionConfigurationNotFoundError"), encryption,
+                       lambda: s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration=encryption)),
+        "public access block": (
+            lambda: _read(lambda: s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"],
+                          "NoSuchPublicAccessBlockConfiguration"), PUBLIC_ACCESS_BLOCK,
+            lambda: s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK)),
+        "policy": (lambda: _read(lambda: normalize_document(s3.get_bucket_policy(Bucket=bucket)["Policy"])),
+                   normalize_document(policy), lambda: s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))),
+        "tags": (lambda: bucket_tags(bucket, s3=s3), dict(tags), write_tags),
+    }
+    if not tls_only:
+        del settings["policy"]
+    return settings
+
+
+def ensure_bucket(bucket: str, *, kms_key_arn: str | None = None, tags: Mapping[str, str] | None = None,
+                  tls_only: bool = True, dry_run: bool = False, clients: Clients | None = None) -> Ensured:
+    """Create or fix a bucket: versioning, default encryption, public access block, TLS-only policy, tags.
+
+    ``tls_only=False`` leaves the bucket policy alone: only for moto, whose bucket policy check ignores
+    conditions and so turns the TLS-only deny into a deny of every object request.
+    """
+    clients = resolve(clients)
+    s3, partition = clients.s3, partition_of(clients.region)
+    created = not bucket_exists(bucket, clients=clients)
+    if created and not dry_run:
+        location = ({} if clients.region == "us-east-1"
+                    else {"CreateBucketConfiguration": {"LocationConstraint": clients.region}})
+        s3.create_bucket(Bucket=bucket, **location)
+    changes = []
+    for label, (read, desired, write) in _bucket_settings(s3, bucket, kms_key_arn, tags or {}, tls_only,
+                                                          partition).items():
+        if created or not contains(read(), desired):
+            changes.append(label)
+            if not dry_run:
+                write()
+    return result("s3 bucket", bucket, created=created, changes=None if created else changes,
+                  arn=f"arn:{partition}:s3:::{bucket}", dry_run=dry_run)
+
+
+def bucket_tags(bucket: str, *, s3: Any = None, clients: Clients | None = None) -> dict[str, str]:
+    """The bucket's tags (empty when it has none)."""
+    s3 = s3 or resolve(clients).s3
+    return {t["Key"]: t["Value"] for t in _read(lambda: s3.get_bucket_tagging(Bucket=bucket)["TagSet"],
+                                                "NoSuchTagSet") or []}
+
+
+def empty_bucket(bucket: str, *, batch: int = 1000, clients: Clients | None = None) -> int:
+    """Delete every object version and delete marker (``batch`` per call, at most 1000); returns the count.
+
+    Lists the first page again after each batch (rather than paging on) so deletions cannot shift pages.
+    """
+    s3 = resolve(clients).s3
+    deleted = 0
+    while True:
+        page = s3.list_object_versions(Bucket=bucket, MaxKeys=batch)
+        entries = [{"Key": v["Key"], "VersionId": v["VersionId"]}
+                   for v in page.get("Versions", []) + page.get("DeleteMarkers", [])][:batch]
+        if not entries:
+            return deleted
+        answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": entries, "Quiet": True})
+        if answer.get("Errors"):
+            first = answer["Errors"][0]
+            raise AwsResourceError(f"bucket {bucket}", "empty", f"{len(answer['Errors'])} objects not deleted, "
+                                   f"e.g. {first.get('Key')}: {first.get('Code')} {first.get('Message')}")
+        deleted += len(entries)
+
+
+def delete_bucket(bucket: str, *, clients: Clients | None = None) -> Ensured:
+    """Drop the bucket policy, empty the bucket (all versions) and delete it; ABSENT when already gone."""
+    clients = resolve(clients)
+    if not bucket_exists(bucket, clients=clients):
+        return Ensured(Action.ABSENT, "s3 bucket", bucket)
+    clients.s3.delete_bucket_policy(Bucket=bucket)  # a deny in the bucket's own policy must not block teardown
+    objects = empty_bucket(bucket, clients=clients)
+    clients.s3.delete_bucket(Bucket=bucket)
+    return Ensured(Action.DELETED, "s3 bucket", bucket, details={"objects_deleted": objects})

@@ -1,0 +1,39 @@
+#!/usr/bin/env python3
+"""Create or update a project's CI/CD resources: bucket, ECR repository, IAM roles, SSM parameters,
+CodeCommit repository, CodeBuild projects and the release pipeline. Safe to re-run: what is already
+right is left alone. ``--dry-run`` prints the plan without changing anything.
+
+    python bin/bootstrap.py --project abalone [--dry-run]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from mlops_core.aws import Clients, resolve
+from mlops_core.cli import run
+from mlops_core.project import add_project_arguments, bootstrap, describe_results, project_from_args
+
+
+def main(argv: list[str] | None = None, *, clients: Clients | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_project_arguments(parser)
+    parser.add_argument("--dry-run", action="store_true", help="print the plan; make no change")
+    args = parser.parse_args(argv)
+    clients = resolve(clients)
+    project = project_from_args(args, clients=clients)
+    results = bootstrap(project, dry_run=args.dry_run, clients=clients)
+    print(f"{'plan' if args.dry_run else 'done'} for project {project.name} "
+          f"(account {project.account_id}, {project.region}):")
+    for line in describe_results(results):
+        print(f"  {line}")
+    print(f"clone URL: {project.clone_url}  (push pipeline code to {project.code_branch}, "
+          f"model code to {project.model_branch})")
+    print(f"pipeline:  {project.pipeline}")
+    print(f"bucket:    s3://{project.bucket}")
+    print(f"image:     {project.image_uri}")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,180 @@
+"""CodeBuild: the project's build projects and their buildspecs, kept as Python data.
+
+Each pipeline task (``TASKS``) has a buildspec dict, serialised as JSON (valid buildspec YAML).
+Settings reach the build as ``env.variables`` (plain values) and ``env.parameter-store`` (SSM names
+``/{project}/{key}``); the execution id comes from the pipeline action as ``EXECUTION_ID`` (see
+``ACTION_ENVIRONMENT``). ``action_environment`` lists all of them per task so a local runner can
+reproduce a build's environment (``resolve_action_environment``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+from mlops_core.aws import Clients, is_not_found, resolve
+from mlops_core.ensure import Action, Ensured, contains, result
+from mlops_core.errors import ConfigError
+from mlops_core.iam import retry_until_role_usable
+from mlops_core.ssm import get_parameters
+
+if TYPE_CHECKING:
+    from mlops_core.project import Project
+
+KIND = "codebuild project"
+TASKS = ("ContainerBuild", "Preprocess", "Train", "Evaluate", "Deploy")
+EXECUTION_ID_VARIABLE = "#{codepipeline.PipelineExecutionId}"
+ACTION_ENVIRONMENT = {"EXECUTION_ID": EXECUTION_ID_VARIABLE}
+SUMMARY_FILE = "evaluation-summary.txt"
+COMMANDS = {
+    "ContainerBuild": [
+        'aws ecr get-login-password | docker login --username AWS --password-stdin "${IMAGE_URI%%/*}"',
+        'docker build -f "$DOCKERFILE" -t "$IMAGE_URI" -t "${IMAGE_URI%:*}:$EXECUTION_ID" "$DOCKER_CONTEXT"',
+        'docker push "$IMAGE_URI"',
+        'docker push "${IMAGE_URI%:*}:$EXECUTION_ID"',
+    ],
+    "Preprocess": ["python bin/build.py preprocess"],
+    "Train": ["python bin/build.py train"],
+    "Evaluate": [f"python bin/build.py evaluate --fail-on-gate --summary-file {SUMMARY_FILE}",
+                 f'export EVALUATION_SUMMARY="$(cat {SUMMARY_FILE})"'],
+    "Deploy": ["python bin/deploy.py --autoscaling"],
+}
+EXPORTED = {"Evaluate": ["EVALUATION_SUMMARY"]}
+TIMEOUT_MINUTES = {"ContainerBuild": 60, "Preprocess": 120, "Train": 480, "Evaluate": 120, "Deploy": 120}
+PYTHON_VERSION = "3.11"
+
+
+def buildspec(project: Project, task: str) -> dict:
+    """The buildspec of one pipeline task (a setting reaches only the tasks that use it)."""
+    p = project
+    if task == "ContainerBuild":
+        env: dict = {"variables": {"DOCKERFILE": p.dockerfile, "DOCKER_CONTEXT": "."},
+                     "parameter-store": {"IMAGE_URI": p.parameter("image-uri")}}
+        phases: dict = {}
+    else:
+        task_variables = {"Train": {"EPOCHS": str(p.epochs), "BATCH_SIZE": str(p.batch_size)},
+                          "Evaluate": {"THRESHOLD": str(p.threshold)}, "Deploy": {"THRESHOLD": str(p.threshold)}}
+        env = {"variables": {"PROJECT_NAME": p.name, **task_variables.get(task, {})},
+               "parameter-store": {"MODEL_NAME": p.parameter("model-name"), "BUCKET_NAME": p.parameter("bucket-name"),
+                                   "ROLE_ARN": p.parameter("sagemaker-role-arn"),
+                                   "IMAGE_URI": p.parameter("image-uri"),
+                                   "MODEL_PACKAGE_GROUP": p.parameter("model-package-group"),
+                                   "PIPELINE_NAME": p.parameter("pipeline-name")}}
+        phases = {"install": {"runtime-versions": {"python": PYTHON_VERSION}, "commands": ["pip install -e ."]}}
+    if task in EXPORTED:
+        env["exported-variables"] = EXPORTED[task]
+    return {"version": 0.2, "env": {"shell": "bash", **env},
+            "phases": {**phases, "build": {"commands": COMMANDS[task]}}}
+
+
+def buildspecs(project: Project) -> dict[str, dict]:
+    """task -> buildspec dict, for every pipeline task."""
+    return {task: buildspec(project, task) for task in TASKS}
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """One environment variable of a build: a plain value, an SSM parameter name or a pipeline variable."""
+
+    value: str
+    source: str  # "variables" | "parameter-store" | "pipeline"
+
+
+def action_environment(project: Project, task: str) -> dict[str, EnvVar]:
+    """Every variable the task's build sees (besides CodeBuild's own), with where its value comes from."""
+    env = buildspec(project, task)["env"]
+    found = {name: EnvVar(value, "variables") for name, value in env.get("variables", {}).items()}
+    found.update({name: EnvVar(value, "parameter-store") for name, value in env.get("parameter-store", {}).items()})
+    found.update({name: EnvVar(value, "pipeline") for name, value in ACTION_ENVIRONMENT.items()})
+    return found
+
+
+def resolve_action_environment(project: Project, task: str, execution_id: str, *,
+                               clients: Clients | None = None) -> dict[str, str]:
+    """The task's environment as CodeBuild would set it: SSM values read, the execution id filled in."""
+    variables = action_environment(project, task)
+    names = [v.value for v in variables.values() if v.source == "parameter-store"]
+    stored = get_parameters(names, clients=clients)
+    missing = sorted(set(names) - set(stored))
+    if missing:
+        raise ConfigError(f"SSM parameters {', '.join(missing)} do not exist: run bin/bootstrap.py "
+                          f"--project {project.name} first")
+    return {name: (stored[v.value] if v.source == "parameter-store"
+                   else v.value.replace(EXECUTION_ID_VARIABLE, execution_id))
+            for name, v in variables.items()}
+
+
+def project_definition(project: Project, task: str) -> dict:
+    """The CreateProject/UpdateProject arguments of one task's build project."""
+    p = project
+    name = p.codebuild_project(task)
+    definition = {
+        "name": name,
+        "description": f"{task} of project {p.name}",
+        # CodePipeline ignores "location" of CODEPIPELINE sources and artifacts; moto requires one.
+        "source": {"type": "CODEPIPELINE", "location": p.pipeline,
+                   "buildspec": json.dumps(buildspec(p, task), indent=2)},
+        "artifacts": {"type": "CODEPIPELINE", "location": p.pipeline},
+        "environment": {"type": "LINUX_CONTAINER", "image": p.build_image, "computeType": "BUILD_GENERAL1_SMALL",
+                        "privilegedMode": task == "ContainerBuild"},
+        "serviceRole": p.role_arn("codebuild"),
+        "timeoutInMinutes": TIMEOUT_MINUTES[task],
+        "tags": [{"key": k, "value": v} for k, v in p.tags.items()],
+    }
+    if p.kms_key_arn:
+        definition["encryptionKey"] = p.kms_key_arn
+    return definition
+
+
+def _comparable(definition: dict) -> dict:
+    """``definition`` without the fields AWS ignores (and may not echo back)."""
+    comparable = dict(definition)
+    for key in ("source", "artifacts"):
+        if comparable.get(key, {}).get("type") == "CODEPIPELINE":
+            comparable[key] = {k: v for k, v in comparable[key].items() if k != "location"}
+    return comparable
+
+
+def describe_project(name: str, *, clients: Clients | None = None) -> dict | None:
+    projects = resolve(clients).codebuild.batch_get_projects(names=[name])["projects"]
+    return projects[0] if projects else None
+
+
+def ensure_project(definition: dict, *, dry_run: bool = False, clients: Clients | None = None) -> Ensured:
+    """Create the build project or update it when any field of ``definition`` differs."""
+    codebuild = resolve(clients).codebuild
+    name = definition["name"]
+    current = describe_project(name, clients=clients)
+    if current is None:
+        if not dry_run:
+            current = retry_until_role_usable(lambda: codebuild.create_project(**definition))["project"]
+        return result(KIND, name, created=True, arn=(current or {}).get("arn"), dry_run=dry_run)
+    changes = [key for key, value in _comparable(definition).items() if not contains(current.get(key), value)]
+    if changes and not dry_run:
+        retry_until_role_usable(lambda: codebuild.update_project(**definition))
+    return result(KIND, name, changes=changes, arn=current.get("arn"), dry_run=dry_run)
+
+
+def delete_project(name: str, *, clients: Clients | None = None) -> Ensured:
+    if describe_project(name, clients=clients) is None:
+        return Ensured(Action.ABSENT, KIND, name)
+    resolve(clients).codebuild.delete_project(name=name)
+    return Ensured(Action.DELETED, KIND, name)
+
+
+def delete_build_logs(prefix: str, *, clients: Clients | None = None) -> list[Ensured]:
+    """Delete the CloudWatch log groups CodeBuild created for projects named ``prefix``*."""
+    logs = resolve(clients).logs
+    deleted = []
+    for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=f"/aws/codebuild/{prefix}"):
+        for group in page["logGroups"]:
+            try:
+                logs.delete_log_group(logGroupName=group["logGroupName"])
+                deleted.append(Ensured(Action.DELETED, "log group", group["logGroupName"]))
+            except ClientError as exc:
+                if not is_not_found(exc):
+                    raise
+    return deleted

@@ -1,0 +1,81 @@
+"""ECR: the model image repository (scan on push, lifecycle policy keeping the last N images)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from botocore.exceptions import ClientError
+
+from mlops_core.aws import Clients, is_not_found, resolve
+from mlops_core.ensure import Action, Ensured, contains, normalize_document, result
+
+KIND = "ecr repository"
+
+
+def lifecycle_policy(keep_images: int) -> dict:
+    """Expire every image but the ``keep_images`` most recent ones."""
+    return {"rules": [{"rulePriority": 1, "description": f"keep the last {keep_images} images",
+                       "selection": {"tagStatus": "any", "countType": "imageCountMoreThan",
+                                     "countNumber": keep_images},
+                       "action": {"type": "expire"}}]}
+
+
+def describe_repository(name: str, *, clients: Clients | None = None) -> dict | None:
+    """The repository's description, or None when it does not exist."""
+    try:
+        return resolve(clients).ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
+    except ClientError as exc:
+        if is_not_found(exc):
+            return None
+        raise
+
+
+def _current_lifecycle_policy(ecr, name: str) -> dict | None:
+    try:
+        return normalize_document(ecr.get_lifecycle_policy(repositoryName=name)["lifecyclePolicyText"])
+    except ClientError as exc:
+        if is_not_found(exc):
+            return None
+        raise
+
+
+def ensure_repository(name: str, *, keep_images: int = 10, tags: Mapping[str, str] | None = None,
+                      dry_run: bool = False, clients: Clients | None = None) -> Ensured:
+    """Create the repository or bring its scan-on-push and lifecycle policy in line."""
+    ecr = resolve(clients).ecr
+    current = describe_repository(name, clients=clients)
+    policy = lifecycle_policy(keep_images)
+    changes: list[str] = []
+    created = current is None
+    if current is None:
+        if not dry_run:
+            current = ecr.create_repository(
+                repositoryName=name, imageTagMutability="MUTABLE",
+                imageScanningConfiguration={"scanOnPush": True},
+                tags=[{"Key": k, "Value": v} for k, v in (tags or {}).items()])["repository"]
+            ecr.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=json.dumps(policy))
+    else:
+        if not contains(current.get("imageScanningConfiguration"), {"scanOnPush": True}):
+            changes.append("scan on push")
+            if not dry_run:
+                ecr.put_image_scanning_configuration(repositoryName=name,
+                                                     imageScanningConfiguration={"scanOnPush": True})
+        if _current_lifecycle_policy(ecr, name) != normalize_document(policy):
+            changes.append("lifecycle policy")
+            if not dry_run:
+                ecr.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=json.dumps(policy))
+    current = current or {}
+    return result(KIND, name, created=created, changes=changes, arn=current.get("repositoryArn"), dry_run=dry_run,
+                  uri=current.get("repositoryUri"))
+
+
+def delete_repository(name: str, *, clients: Clients | None = None) -> Ensured:
+    """Delete the repository with its images (``force``); ABSENT when it is already gone."""
+    try:
+        resolve(clients).ecr.delete_repository(repositoryName=name, force=True)
+    except ClientError as exc:
+        if is_not_found(exc):
+            return Ensured(Action.ABSENT, KIND, name)
+        raise
+    return Ensured(Action.DELETED, KIND, name)

@@ -1,0 +1,117 @@
+"""Every generated IAM policy is least-privilege: no "*" actions, no service-wide actions, no "*"
+resources outside the few actions AWS only grants on "*"."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mlops_core.iam import SERVICES, WILDCARD_ONLY, project_roles, trust_policy
+from mlops_core.project import Project
+
+# The actions allowed on "Resource": "*", each with the reason AWS gives no narrower resource.
+ALLOWED_ON_STAR = {
+    "ecr:GetAuthorizationToken": "registry-wide login token, no resource-level permission",
+    "sagemaker:ListModelPackages": "SageMaker List* calls have no resource type",
+    "sagemaker:ListEndpoints": "SageMaker List* calls have no resource type (deploy cleans up superseded configs)",
+    "sagemaker:ListEndpointConfigs": "SageMaker List* calls have no resource type",
+    "sagemaker:ListModels": "SageMaker List* calls have no resource type",
+    "cloudwatch:PutMetricData": "metrics have no ARN; narrowed by the cloudwatch:namespace condition",
+    "application-autoscaling:DescribeScalableTargets": "Describe* calls have no resource type",
+    "application-autoscaling:DescribeScalingPolicies": "Describe* calls have no resource type",
+}
+
+PROJECTS = [
+    Project(name="abalone", account_id="123456789012", region="eu-west-1"),
+    Project(name="shop", account_id="123456789012", region="us-east-1", model_name="Demand-Model",
+            bucket_name="my-data-bucket", kms_key_arn="arn:aws:kms:us-east-1:123456789012:key/abcd"),
+]
+
+
+def _listify(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def violations(document: dict, scope: tuple[str, ...]) -> list[str]:
+    """Why ``document`` is not least-privilege (empty when it is); ``scope`` holds names a resource must use."""
+    found = []
+    for statement in document["Statement"]:
+        if statement["Effect"] != "Allow":
+            continue
+        if "NotAction" in statement or "NotResource" in statement:
+            found.append(f"{statement.get('Sid')}: NotAction/NotResource grant too much")
+        actions, resources = _listify(statement.get("Action", [])), _listify(statement.get("Resource", []))
+        for action in actions:
+            if action == "*" or action.endswith(":*"):
+                found.append(f"{statement.get('Sid')}: service-wide action {action}")
+        for resource in resources:
+            if resource == "*":
+                found += [f"{statement.get('Sid')}: {a} on *" for a in actions if a not in ALLOWED_ON_STAR]
+            elif not any(name in resource for name in scope):
+                found.append(f"{statement.get('Sid')}: {resource} is outside the project")
+    return found
+
+
+def _scope(project: Project) -> tuple[str, ...]:
+    return (project.name, project.bucket, project.model.lower(), project.model_package_group.lower(),
+            "StepFunctionsGetEventsForSageMaker", "aws-service-role/sagemaker.application-autoscaling",
+            "/aws/sagemaker/", "scalable-target/", *([project.kms_key_arn] if project.kms_key_arn else []))
+
+
+@pytest.mark.parametrize("project", PROJECTS, ids=lambda p: p.name)
+def test_every_generated_policy_is_least_privilege(project):
+    roles = project_roles(project)
+    assert {r.name for r in roles} == {project.role_name(k) for k in SERVICES}
+    for role in roles:
+        assert violations(role.policy, _scope(project)) == [], role.name
+        assert len(json.dumps(role.policy)) < 10240, "inline role policies are limited to 10,240 characters"
+
+
+def test_the_allow_list_matches_the_library_and_each_entry_has_a_reason():
+    assert set(ALLOWED_ON_STAR) == set(WILDCARD_ONLY)
+    assert all(reason for reason in {**ALLOWED_ON_STAR, **WILDCARD_ONLY}.values())
+
+
+@pytest.mark.parametrize("bad", [
+    {"Effect": "Allow", "Action": "*", "Resource": "arn:aws:s3:::abalone-bucket"},
+    {"Effect": "Allow", "Action": ["s3:*"], "Resource": "arn:aws:s3:::abalone-bucket"},
+    {"Effect": "Allow", "Action": ["sagemaker:*"], "Resource": "arn:aws:sagemaker:*:*:training-job/abalone-*"},
+    {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "*"},
+    {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "arn:aws:s3:::someone-elses-bucket/*"},
+    {"Effect": "Allow", "NotAction": ["iam:*"], "Resource": "arn:aws:s3:::abalone-bucket"},
+])
+def test_the_checker_catches_broad_statements(bad):
+    assert violations({"Statement": [bad]}, ("abalone",))
+
+
+def test_pass_role_only_for_the_sagemaker_role_to_sagemaker():
+    project = PROJECTS[0]
+    for role in project_roles(project):
+        for statement in role.policy["Statement"]:
+            if "iam:PassRole" in _listify(statement["Action"]):
+                assert statement["Action"] == ["iam:PassRole"]
+                assert statement["Resource"] == [project.role_arn("sagemaker")]
+                assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+    passers = {r.name for r in project_roles(project)
+               if any("iam:PassRole" in _listify(s["Action"]) for s in r.policy["Statement"])}
+    assert passers == {project.role_name("codebuild"), project.role_name("stepfunctions")}
+
+
+def test_roles_are_scoped_to_project_resources():
+    project = PROJECTS[1]
+    policies = {r.name: json.dumps(r.policy) for r in project_roles(project)}
+    codebuild = policies[project.role_name("codebuild")]
+    assert "arn:aws:sagemaker:us-east-1:123456789012:training-job/demand-model-*" in codebuild  # lower case
+    assert "arn:aws:codebuild" not in codebuild
+    assert "arn:aws:codebuild:us-east-1:123456789012:project/shop-*" in policies[project.role_name("codepipeline")]
+    assert all(project.kms_key_arn in p for p in policies.values())
+    stepfunctions = policies[project.role_name("stepfunctions")]
+    assert "arn:aws:events:us-east-1:123456789012:rule/StepFunctionsGetEventsForSageMaker*Rule" in stepfunctions
+    assert "s3:PutObject" not in stepfunctions
+
+
+def test_trust_policies_name_one_service_each():
+    for role in project_roles(PROJECTS[0]):
+        assert trust_policy(role.service)["Statement"][0]["Principal"] == {"Service": role.service}
+        assert role.service.endswith(".amazonaws.com")
