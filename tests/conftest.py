@@ -55,3 +55,34 @@ def server_env(moto_server, monkeypatch):
     for key, value in moto_server.env.items():
         monkeypatch.setenv(key, value)
     return moto_server.env
+
+
+def processes_under(folder) -> list[str]:
+    """Command lines of live processes started in, or pointed at, ``folder`` (Linux /proc)."""
+    from pathlib import Path
+
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cwd = str((proc / "cwd").resolve())
+            state = (proc / "stat").read_text().split(") ")[-1][:1]
+        except OSError:
+            continue
+        if state != "Z" and (str(folder) in cmdline or cwd.startswith(str(folder))):
+            found.append(f"{proc.name}: {cmdline}")
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind(tmp_path_factory):
+    """After the whole session, no job, endpoint or runner process started by a test may still run."""
+    base = tmp_path_factory.getbasetemp()
+    yield
+    import time
+
+    deadline = time.monotonic() + 15
+    while processes_under(base) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = processes_under(base)
+    assert not left, f"processes left running after the tests: {left}"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -15,20 +17,39 @@ DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "t
 class EmbeddedAws:
     """moto's server in a background thread of this process; ``env`` points boto3 clients at it."""
 
-    def __init__(self, region: str = "us-east-1", port: int = 0):
+    def __init__(self, region: str = "us-east-1", port: int = 0, recording: str | Path | None = None):
         from moto.server import ThreadedMotoServer
 
         self.region = region
+        self.recording = Path(recording) if recording else None
         self._server: Any = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self.endpoint_url = ""
 
     def start(self) -> EmbeddedAws:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
+        if self.recording:
+            self._resume_recording()
         return self
 
+    def _resume_recording(self) -> None:
+        """Replay the calls recorded by earlier runs (rebuilding their resources), then record this run's."""
+        from moto.moto_api import recorder
+
+        assert self.recording is not None
+        self.recording.parent.mkdir(parents=True, exist_ok=True)
+        recorder._location = str(self.recording)  # moto reads MOTO_RECORDER_FILEPATH only at import
+        if self.recording.exists() and self.recording.stat().st_size:
+            recorder.replay_recording(target_host=self.endpoint_url)
+        recorder.start_recording()
+
     def stop(self) -> None:
+        if self.recording:
+            from moto.moto_api import recorder
+
+            recorder.stop_recording()
         self._server.stop()
 
     def __enter__(self) -> EmbeddedAws:
