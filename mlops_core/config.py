@@ -76,6 +76,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("BATCH_SIZE", _positive(int), "a positive whole number, e.g. 32", "training batch size"),
     Setting("AWS_REGION", _matching(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}"), "an AWS region like eu-west-1",
             "AWS region"),
+    Setting("MODEL_PACKAGE_GROUP", _matching(r"[a-zA-Z0-9](?:-*[a-zA-Z0-9]){0,62}"),
+            "1-63 letters, digits or hyphens, e.g. abalone", "model registry group (default: the model name)"),
+    Setting("ENDPOINT_NAME", _matching(r"[a-zA-Z0-9](?:-*[a-zA-Z0-9]){0,62}"),
+            "1-63 letters, digits or hyphens, e.g. abalone", "SageMaker endpoint (default: the model name)"),
+    Setting("INSTANCE_TYPE", _matching(r"ml\.[a-z0-9]+\.[a-z0-9]+"), "a SageMaker instance type like ml.m5.large",
+            "instance type of the jobs or of the endpoint"),
 )
 BY_ATTR = {s.attr: s for s in SETTINGS}
 
@@ -95,6 +101,9 @@ class Config:
     epochs: int = 100
     batch_size: int = 32
     aws_region: str | None = None
+    model_package_group: str | None = None
+    endpoint_name: str | None = None
+    instance_type: str = "ml.m5.large"
 
 
 DEFAULTS = {f.name: f.default for f in fields(Config)}

@@ -19,6 +19,9 @@ GOOD = {
     "EPOCHS": "50",
     "BATCH_SIZE": "16",
     "AWS_REGION": "eu-west-1",
+    "MODEL_PACKAGE_GROUP": "abalone-models",
+    "ENDPOINT_NAME": "abalone-prod",
+    "INSTANCE_TYPE": "ml.m5.large",
 }
 BAD = {
     "PROJECT_NAME": "Abalone_Project",
@@ -32,6 +35,9 @@ BAD = {
     "EPOCHS": "ten",
     "BATCH_SIZE": "0",
     "AWS_REGION": "Europe",
+    "MODEL_PACKAGE_GROUP": "abalone_models",
+    "ENDPOINT_NAME": "-abalone",
+    "INSTANCE_TYPE": "m5.large",
 }
 
 

@@ -1,0 +1,157 @@
+"""One release of a model: its S3 layout, the job specs of its steps and its execution id.
+
+Layout (execution id E): datasets under ``s3://{bucket}/{model}/data/`` (``current/`` is the training
+dataset), everything release E produces under ``s3://{bucket}/{model}/{E}/``: ``preprocess/training/``,
+``preprocess/testing/``, ``preprocess/report/``, ``model/`` and ``evaluation/``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mlops_core.aws import Clients, resolve
+from mlops_core.errors import AwsResourceError, ConfigError
+from mlops_core.naming import job_name, new_execution_id
+from mlops_core.s3 import s3_uri
+from mlops_core.sagemaker._util import log
+from mlops_core.sagemaker.jobs import (
+    TRAINING,
+    Channel,
+    ProcessingInput,
+    ProcessingJobSpec,
+    ProcessingOutput,
+    TrainingJobSpec,
+    latest_attempt,
+)
+
+PREPROCESS, TRAIN, EVALUATE = "Preprocess", "Train", "Evaluate"
+PROCESSING_ROOT = "/opt/ml/processing"
+
+
+def data_capture_uri(bucket: str, model: str) -> str:
+    """Where the model's endpoint writes its data capture."""
+    return s3_uri(bucket, model, "data-capture")
+
+
+@dataclass(frozen=True)
+class Compute:
+    """Instances of one job."""
+
+    instance_type: str = "ml.m5.large"
+    instance_count: int = 1
+    volume_size_gb: int = 30
+    max_runtime_s: int = 3600
+
+
+@dataclass(frozen=True)
+class Release:
+    """Names and S3 locations of release ``execution_id`` of ``model``."""
+
+    bucket: str
+    model: str
+    execution_id: str
+
+    def uri(self, *parts: str) -> str:
+        return s3_uri(self.bucket, self.model, self.execution_id, *parts)
+
+    def job(self, step: str) -> str:
+        return job_name(self.model, step, self.execution_id)
+
+    @property
+    def current_data(self) -> str:
+        return s3_uri(self.bucket, self.model, "data", "current") + "/"
+
+    @property
+    def data_capture(self) -> str:
+        return data_capture_uri(self.bucket, self.model)
+
+    @property
+    def evaluation(self) -> str:
+        return self.uri("evaluation", "evaluation.json")
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {"mlops:model": self.model, "mlops:execution-id": self.execution_id}
+
+    def _common(self, step: str, image_uri: str, role_arn: str, compute: Compute) -> dict[str, Any]:
+        return {"name": self.job(step), "image_uri": image_uri, "role_arn": role_arn, "tags": self.tags,
+                "instance_type": compute.instance_type, "instance_count": compute.instance_count,
+                "volume_size_gb": compute.volume_size_gb, "max_runtime_s": compute.max_runtime_s}
+
+    def preprocess_spec(self, image_uri: str, role_arn: str, compute: Compute = Compute()) -> ProcessingJobSpec:
+        """Every file under ``data/current/`` -> training/validation, testing and a report."""
+        outputs = tuple(ProcessingOutput(name, self.uri("preprocess", name) + "/", f"{PROCESSING_ROOT}/output/{name}")
+                        for name in ("training", "testing", "report"))
+        return ProcessingJobSpec(
+            **self._common(PREPROCESS, image_uri, role_arn, compute), arguments=("preprocess",),
+            inputs=(ProcessingInput("data", self.current_data, f"{PROCESSING_ROOT}/input/data"),), outputs=outputs)
+
+    def train_spec(self, image_uri: str, role_arn: str, compute: Compute = Compute(), *,
+                   hyperparameters: Mapping[str, Any] | None = None) -> TrainingJobSpec:
+        """Channel ``training`` (training.csv + validation.csv) -> ``model/{job}/output/model.tar.gz``."""
+        return TrainingJobSpec(
+            **self._common(TRAIN, image_uri, role_arn, compute), hyperparameters=dict(hyperparameters or {}),
+            channels=(Channel("training", self.uri("preprocess", "training") + "/", "text/csv"),),
+            output_s3_uri=self.uri("model"))
+
+    def evaluate_spec(self, image_uri: str, role_arn: str, model_data_url: str,
+                      compute: Compute = Compute()) -> ProcessingJobSpec:
+        """model.tar.gz + testing data -> ``evaluation/evaluation.json`` and ``predictions.csv``."""
+        return ProcessingJobSpec(
+            **self._common(EVALUATE, image_uri, role_arn, compute), arguments=("evaluate",),
+            inputs=(ProcessingInput("model", model_data_url, f"{PROCESSING_ROOT}/input/model"),
+                    ProcessingInput("testing", self.uri("preprocess", "testing") + "/",
+                                    f"{PROCESSING_ROOT}/input/testing")),
+            outputs=(ProcessingOutput("evaluation", self.uri("evaluation") + "/",
+                                      f"{PROCESSING_ROOT}/output/evaluation"),))
+
+    def trained_model(self, *, clients: Clients | None = None) -> str:
+        """S3 URI of the model.tar.gz of this release's completed training job (its newest attempt)."""
+        name = self.job(TRAIN)
+        job = latest_attempt(TRAINING, name, clients=clients)
+        if job is None:
+            raise AwsResourceError(name, "find the trained model of", "no training job of this release exists",
+                                   f"run `bin/build.py train` with EXECUTION_ID={self.execution_id} first")
+        status = job["TrainingJobStatus"]
+        if status != "Completed":
+            raise AwsResourceError(job["TrainingJobName"], "find the trained model of", f"the job is {status}",
+                                   f"re-run `bin/build.py train` with EXECUTION_ID={self.execution_id} "
+                                   "to wait for it (or --retry-failed to train again)")
+        return job["ModelArtifacts"]["S3ModelArtifacts"]
+
+
+def pipeline_execution_id(pipeline: str, build_id: str | None = None, *, clients: Clients | None = None) -> str:
+    """The id of the execution of ``pipeline`` that runs CodeBuild build ``build_id`` (else the running one)."""
+    stages = resolve(clients).codepipeline.get_pipeline_state(name=pipeline)["stageStates"]
+    for stage in stages:
+        execution = stage.get("latestExecution", {})
+        actions = [a.get("latestExecution", {}).get("externalExecutionId") for a in stage.get("actionStates", [])]
+        if build_id and build_id in actions and execution.get("pipelineExecutionId"):
+            return execution["pipelineExecutionId"]
+    running = [s["latestExecution"]["pipelineExecutionId"] for s in stages
+               if s.get("latestExecution", {}).get("status") == "InProgress"]
+    if running:
+        return running[0]
+    raise ConfigError(f"EXECUTION_ID is not set and pipeline {pipeline} has no running execution: "
+                      "set EXECUTION_ID=#{codepipeline.PipelineExecutionId} in the CodePipeline action")
+
+
+def resolve_execution_id(configured: str | None, *, generate: bool = False, clients: Clients | None = None,
+                         env: Mapping[str, str] | None = None) -> str:
+    """``configured`` (EXECUTION_ID), else the running CodePipeline execution, else (``generate``) a new id."""
+    if configured:
+        return configured
+    env = os.environ if env is None else env
+    initiator = env.get("CODEBUILD_INITIATOR", "")
+    if initiator.startswith("codepipeline/"):
+        return pipeline_execution_id(initiator.split("/", 1)[1], env.get("CODEBUILD_BUILD_ID"), clients=clients)
+    if not generate:
+        raise ConfigError("EXECUTION_ID is not set: export the id printed by `bin/build.py preprocess` "
+                          "(export EXECUTION_ID=... or pass --execution-id)")
+    execution_id = new_execution_id()
+    log.warning("new_release", execution_id=execution_id,
+                hint=f"export EXECUTION_ID={execution_id} to run the next steps of this release or to resume it")
+    return execution_id
