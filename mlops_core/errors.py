@@ -72,3 +72,12 @@ class DeploymentRolledBack(ResourceFailed):
 
 class QualityGateFailed(MlopsError):
     """A model's evaluation did not pass the quality gate."""
+
+
+class WorkflowFailed(ResourceFailed):
+    """A Step Functions execution failed; ``state`` names the state whose failure ended it."""
+
+    def __init__(self, resource: str, status: str, state: str | None, reason: str | None,
+                 logs: str | None = None, description: dict | None = None):
+        self.state = state
+        super().__init__(resource, status, reason, logs, description)
