@@ -36,8 +36,8 @@ def parse_args() -> argparse.Namespace:
                         help="when this step's job already failed or stopped, start a fresh attempt (-r2, ...)")
     parser.add_argument("--log-lines", type=int, default=30, help="CloudWatch log lines to show on failure")
     parser.add_argument("--summary-file", type=Path, help="evaluate: write the one-line gate summary here")
-    parser.add_argument("--compare-to-latest-approved", action="store_true",
-                        help="evaluate: pass only when the RMSE beats the latest approved version's")
+    parser.add_argument("--compare-to-latest-approved", action="store_true", default=None,
+                        help="evaluate: pass only when the RMSE beats the latest approved version's (env COMPARE_TO_LATEST_APPROVED)")
     parser.add_argument("--fail-on-gate", action="store_true", help="evaluate: exit 1 when the gate fails")
     return parser.parse_args()
 
@@ -65,7 +65,7 @@ def main() -> int:
     print(f"{args.step}: {name} completed (EXECUTION_ID={execution_id})")
     if args.step == "evaluate":
         result = evaluate_gate(release.evaluation, config.threshold,
-                               compare_to_latest_approved=args.compare_to_latest_approved,
+                               compare_to_latest_approved=config.compare_to_latest_approved,
                                model_package_group=config.model_package_group or config.model_name, clients=clients)
         print(result.summary)
         if args.summary_file:

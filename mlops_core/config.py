@@ -27,6 +27,13 @@ def _matching(pattern: str) -> Callable[[str], str]:
     return parse
 
 
+def _boolean(value: str) -> bool:
+    lowered = value.lower()
+    if lowered not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(value)
+    return lowered in ("true", "1", "yes")
+
+
 def _positive(kind: type) -> Callable[[str], Any]:
     def parse(value: str) -> Any:
         number = kind(value)
@@ -82,6 +89,8 @@ SETTINGS: tuple[Setting, ...] = (
             "1-63 letters, digits or hyphens, e.g. abalone", "SageMaker endpoint (default: the model name)"),
     Setting("INSTANCE_TYPE", _matching(r"ml\.[a-z0-9]+\.[a-z0-9]+"), "a SageMaker instance type like ml.m5.large",
             "instance type of the jobs or of the endpoint"),
+    Setting("COMPARE_TO_LATEST_APPROVED", _boolean, "true or false",
+            "pass the quality gate only when the RMSE also beats the latest approved version's"),
 )
 BY_ATTR = {s.attr: s for s in SETTINGS}
 
@@ -104,10 +113,10 @@ class Config:
     model_package_group: str | None = None
     endpoint_name: str | None = None
     instance_type: str = "ml.m5.large"
+    compare_to_latest_approved: bool = False
 
 
 DEFAULTS = {f.name: f.default for f in fields(Config)}
-
 
 
 def load_config(required: Iterable[str] = (), overrides: Mapping[str, Any] | None = None,

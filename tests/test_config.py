@@ -22,6 +22,7 @@ GOOD = {
     "MODEL_PACKAGE_GROUP": "abalone-models",
     "ENDPOINT_NAME": "abalone-prod",
     "INSTANCE_TYPE": "ml.m5.large",
+    "COMPARE_TO_LATEST_APPROVED": "true",
 }
 BAD = {
     "PROJECT_NAME": "Abalone_Project",
@@ -38,6 +39,7 @@ BAD = {
     "MODEL_PACKAGE_GROUP": "abalone_models",
     "ENDPOINT_NAME": "-abalone",
     "INSTANCE_TYPE": "m5.large",
+    "COMPARE_TO_LATEST_APPROVED": "maybe",
 }
 
 
@@ -53,6 +55,8 @@ def test_all_good_values_parse_to_types():
     config = load_config(required=GOOD, env=GOOD)
     assert config.threshold == 2.1 and config.epochs == 50 and config.batch_size == 16
     assert config.role_arn == GOOD["ROLE_ARN"] and config.aws_region == "eu-west-1"
+    assert config.compare_to_latest_approved is True
+    assert load_config(env={"COMPARE_TO_LATEST_APPROVED": "0"}).compare_to_latest_approved is False
 
 
 @pytest.mark.parametrize("variable", sorted(GOOD))
