@@ -28,6 +28,7 @@ from mlops_core.cli import run
 from mlops_core.local.data import abalone_data
 from mlops_core.local.embedded import EmbeddedAws
 from mlops_core.local.runtime import LOCAL_RUNTIME_ENV, LocalState
+from mlops_core.logs import configure_logging
 from mlops_core.naming import job_name, new_execution_id
 from mlops_core.project import Project, bootstrap
 from mlops_core.s3 import s3_uri
@@ -84,8 +85,8 @@ def job_timing(state: LocalState, stage: str, job_name: str, finished: float) ->
     return ended - started, finished - ended
 
 
-def run_stage(project: Project, stage: str, execution_id: str, out: Path, clients: Clients,
-              echo: Callable[[str], None]) -> StageRun:
+def run_stage(project: Project, stage: str, execution_id: str, overrides: dict[str, str], out: Path,
+              clients: Clients, echo: Callable[[str], None]) -> StageRun:
     """Run one stage's buildspec commands in a workspace, as CodeBuild would, logging to ``out/logs``."""
     workspace = out / "workspace"
     workspace.mkdir(parents=True, exist_ok=True)
@@ -94,9 +95,9 @@ def run_stage(project: Project, stage: str, execution_id: str, out: Path, client
         if not link.exists():
             link.symlink_to(REPO / folder)
     env = {**os.environ, **codebuild.resolve_action_environment(project, stage, execution_id, clients=clients),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           **overrides, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
            "PYTHONUNBUFFERED": "1"}
-    log_path = out / "logs" / f"{stage.lower()}.log"
+    log_path = out / "logs" / execution_id / f"{stage.lower()}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with open(log_path, "w") as log:
@@ -173,73 +174,153 @@ def approve(summary: str, interactive: bool) -> bool:
 
 
 def run_release(args: argparse.Namespace, echo: Callable[[str], None] = print) -> dict:
-    """The whole local release; returns the summary (also written to ``out/summary.json``)."""
-    from mlops_core.sagemaker.capture import read_capture
+    """The whole local release; returns the summary (also written to ``out/summary.json``).
+
+    With ``args.survey_rows``, a second round follows: synthetic survey data lands in ``data/incoming/``,
+    continuous training merges it into a new dataset version and starts a new release, whose gate also
+    requires beating the first release's approved version.
+    """
     from mlops_core.sagemaker.endpoints import delete_endpoint
-    from mlops_core.sagemaker.registry import find_version
 
     data = abalone_data(args.data)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     state_dir = Path(args.state).resolve() if args.state else out / "state"
-    summary: dict = {"data": str(data), "output_folder": str(out), "stages": []}
-    release_started = time.monotonic()
+    summary: dict = {"data": str(data), "output_folder": str(out), "threshold": args.threshold, "stages": [],
+                     "releases": []}
+    started = time.monotonic()
     with embedded_aws(state_dir, args.region, keep_state=bool(args.state)) as aws:
         clients = Clients()
-        project = Project(name=args.project, account_id=clients.account_id(), region=args.region,
-                          epochs=args.epochs, threshold=args.threshold, tls_only=False)
+        project = Project(name=args.project, account_id=clients.account_id(), region=args.region, tls_only=False)
         echo(f"AWS (moto) on {aws.endpoint_url}; local SageMaker runtime in {state_dir / 'runtime'}")
-        started = time.monotonic()
         changed = [r for r in bootstrap(project, clients=clients) if r.changed]
         echo(f"bootstrap: {len(changed)} resources created or updated in {time.monotonic() - started:.1f} s")
-        data_key = f"{project.model}/data/current/abalone.csv"
-        clients.s3.upload_file(str(data), project.bucket, data_key)
-        execution_id = args.execution_id or new_execution_id()
-        summary.update(project=project.name, execution_id=execution_id, threshold=args.threshold)
-        echo(f"release {execution_id} of model {project.model}")
+        upload_dataset(project, data, clients, echo)
+        # per-run settings reach the stages as pipeline variables do, leaving the CodeBuild projects alone
+        overrides = {"EPOCHS": str(args.epochs), "THRESHOLD": str(args.threshold)}
         endpoint = project.model
+        summary["project"] = project.name
         try:
-            for stage in BUILD_STAGES:
-                if not run_and_record(project, stage, execution_id, out, clients, summary, echo):
-                    return finish(summary, out, echo, ok=False)
-            evaluation_summary = summary["stages"][-1]["exported"].get("EVALUATION_SUMMARY", "")
-            approved = approve(evaluation_summary, args.approve == "interactive")
-            summary["approval"] = {"summary": evaluation_summary, "approved": approved, "by": args.approve}
-            echo(f"approval ({args.approve}): {evaluation_summary} -> {'approved' if approved else 'rejected'}")
-            if approved and not run_and_record(project, "Deploy", execution_id, out, clients, summary, echo):
-                return finish(summary, out, echo, ok=False)
-            release_prefix = f"{project.model}/{execution_id}"
-            report = read_report(project.bucket, f"{release_prefix}/preprocess/report/summary.json", clients)
-            evaluation = read_report(project.bucket, f"{release_prefix}/evaluation/evaluation.json", clients)
-            save_outputs(project.bucket, f"{release_prefix}/evaluation/", out / "evaluation", clients)
-            summary["rows"] = report
-            summary["rmse"] = evaluation.get("regression_metrics", {}).get("rmse", {}).get("value")
-            version = find_version(project.model_package_group, execution_id, clients=clients)
-            summary["registered_version"] = version and {
-                "arn": version["ModelPackageArn"], "version": version.get("ModelPackageVersion"),
-                "approval": version.get("ModelApprovalStatus")}
-            if approved:
-                described = clients.sagemaker.describe_endpoint(EndpointName=endpoint)
-                summary["endpoint"] = {"name": endpoint, "status": described["EndpointStatus"],
-                                       "config": described["EndpointConfigName"]}
-                predictions = call_endpoint(endpoint, sample_rows(data, args.samples), clients)
-                summary["predictions"] = predictions
-                captured = list(read_capture(s3_uri(project.bucket, project.model, "data-capture"), endpoint,
-                                             clients=clients))
-                summary["data_capture"] = {"requests_sent": len(predictions), "records": len(captured)}
-            summary["total_seconds"] = round(time.monotonic() - release_started, 1)
-            return finish(summary, out, echo, ok=True)
+            outcome = release(project, args.execution_id or new_execution_id(), overrides, args, out, clients,
+                              summary, echo)
+            # the first release must deploy; a retrained one may be rejected for not beating it
+            ok = outcome == "deployed" or (outcome == "rejected" and args.approve == "interactive")
+            if ok and args.survey_rows:
+                outcome = continuous_training_round(project, data, overrides, args, out, clients, summary, echo)
+                ok = outcome in ("deployed", "rejected")
+            if ok and summary.get("endpoint"):
+                summary["predictions"] = call_endpoint(endpoint, sample_rows(data, args.samples), clients)
+                summary["data_capture"] = {"requests_sent": len(summary["predictions"]),
+                                           "records": count_capture_records(project, endpoint, clients)}
+            summary["total_seconds"] = round(time.monotonic() - started, 1)
+            return finish(summary, out, echo, ok=ok)
         finally:
             if args.keep_serving and summary.get("endpoint"):
                 serve_until_interrupted(state_dir, endpoint, echo)
-            if summary.get("endpoint") or LocalState(state_dir / "runtime").read("endpoints", endpoint):
+            if LocalState(state_dir / "runtime").read("endpoints", endpoint):
                 delete_endpoint(endpoint, clients=clients)
 
 
-def run_and_record(project: Project, stage: str, execution_id: str, out: Path, clients: Clients, summary: dict,
-                   echo: Callable[[str], None]) -> bool:
+def upload_dataset(project: Project, data: Path, clients: Clients, echo: Callable[[str], None]) -> None:
+    """Put the data under ``data/current/`` unless a dataset is already there (a kept project's merged data)."""
+    prefix = f"{project.model}/data/current/"
+    if clients.s3.list_objects_v2(Bucket=project.bucket, Prefix=prefix).get("KeyCount", 0):
+        echo(f"dataset: keeping s3://{project.bucket}/{prefix}")
+        return
+    clients.s3.upload_file(str(data), project.bucket, f"{prefix}{project.model}.csv")
+    echo(f"dataset: {data} -> s3://{project.bucket}/{prefix}{project.model}.csv")
+
+
+def release(project: Project, execution_id: str, overrides: dict[str, str], args: argparse.Namespace, out: Path,
+            clients: Clients, summary: dict, echo: Callable[[str], None]) -> str:
+    """One release through the pipeline's stages, its facts added to ``summary``.
+
+    Returns its outcome: "deployed", "rejected" (by the quality gate or a person) or "failed".
+    """
+    echo(f"release {execution_id} of model {project.model}")
+    facts: dict = {"execution_id": execution_id}
+    summary["releases"].append(facts)
+    facts["outcome"] = run_release_stages(project, execution_id, overrides, args, out, clients, summary, facts, echo)
+    echo(f"release {execution_id}: {facts['outcome']}")
+    return facts["outcome"]
+
+
+def run_release_stages(project: Project, execution_id: str, overrides: dict[str, str], args: argparse.Namespace,
+                       out: Path, clients: Clients, summary: dict, facts: dict, echo: Callable[[str], None]) -> str:
+    from mlops_core.sagemaker.registry import find_version
+
+    gate_file = out / "workspace" / codebuild.SUMMARY_FILE
+    gate_file.unlink(missing_ok=True)
+    succeeded = all(run_and_record(project, stage, execution_id, overrides, out, clients, summary, echo)
+                    for stage in BUILD_STAGES)
+    facts["gate"] = gate_file.read_text().strip() if gate_file.exists() else None
+    prefix = f"{project.model}/{execution_id}"
+    facts["rows"] = read_report(project.bucket, f"{prefix}/preprocess/report/summary.json", clients)
+    evaluation = read_report(project.bucket, f"{prefix}/evaluation/evaluation.json", clients)
+    facts["rmse"] = evaluation.get("regression_metrics", {}).get("rmse", {}).get("value")
+    save_outputs(project.bucket, f"{prefix}/evaluation/", out / "evaluation" / execution_id, clients)
+    if not succeeded:
+        return "rejected" if (facts["gate"] or "").endswith("FAIL") else "failed"
+    evaluation_summary = summary["stages"][-1]["exported"].get("EVALUATION_SUMMARY", "")
+    approved = approve(evaluation_summary, args.approve == "interactive")
+    facts["approval"] = {"summary": evaluation_summary, "approved": approved, "by": args.approve}
+    echo(f"approval ({args.approve}): {evaluation_summary} -> {'approved' if approved else 'rejected'}")
+    if not approved:
+        return "rejected"
+    if not run_and_record(project, "Deploy", execution_id, overrides, out, clients, summary, echo):
+        return "failed"
+    version = find_version(project.model_package_group, execution_id, clients=clients)
+    facts["registered_version"] = version and {
+        "arn": version["ModelPackageArn"], "version": version.get("ModelPackageVersion"),
+        "approval": version.get("ModelApprovalStatus")}
+    described = clients.sagemaker.describe_endpoint(EndpointName=project.model)
+    summary["endpoint"] = {"name": project.model, "status": described["EndpointStatus"],
+                           "config": described["EndpointConfigName"]}
+    return "deployed"
+
+
+def continuous_training_round(project: Project, data: Path, overrides: dict[str, str], args: argparse.Namespace,
+                              out: Path, clients: Clients, summary: dict, echo: Callable[[str], None]) -> str:
+    """New survey data -> continuous training (validate, quarantine, merge) -> a release that must beat the last.
+
+    Returns the new release's outcome ("deployed", "rejected" when it does not beat the approved one, ...).
+    """
+    from workflows.continuous_training import ingest
+    from workflows.synthetic import generate, read_rows, to_csv
+
+    rows = generate(read_rows(data.read_text()), args.survey_rows, seed=len(summary["releases"]))
+    bad = "M,0.5,0.4,0.1,not-a-number,0.2,0.1,0.15,9\nX,0.5,0.4,0.1,0.5,0.2,0.1,0.15,9\n"
+    key = f"{project.model}/data/incoming/survey-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}.csv"
+    clients.s3.put_object(Bucket=project.bucket, Key=key, Body=(to_csv(rows) + bad).encode())
+    echo(f"continuous training: {len(rows)} synthetic survey rows and 2 bad rows -> s3://{project.bucket}/{key}")
+    started: list[str] = []
+
+    def start_local_release(_pipeline: str, *, clients: Clients, client_request_token: str) -> str:
+        started.append(new_execution_id())  # the local stand-in for StartPipelineExecution
+        return started[-1]
+
+    report = ingest(project.bucket, project.model, pipeline_name=project.pipeline,
+                    start_release=start_local_release, clients=clients)
+    summary["continuous_training"] = report.to_dict()
+    echo(f"continuous training: dataset version {report.dataset_version} with {report.rows} rows; "
+         f"{sum(f['rejected'] for f in report.files)} rows quarantined")
+    if not report.release:
+        return "rejected"
+    return release(project, report.release, {**overrides, "COMPARE_TO_LATEST_APPROVED": "true"}, args, out,
+                   clients, summary, echo)
+
+
+def count_capture_records(project: Project, endpoint: str, clients: Clients) -> int:
+    from mlops_core.sagemaker.capture import read_capture
+
+    return sum(1 for _ in read_capture(s3_uri(project.bucket, project.model, "data-capture"), endpoint,
+                                       clients=clients))
+
+
+def run_and_record(project: Project, stage: str, execution_id: str, overrides: dict[str, str], out: Path,
+                   clients: Clients, summary: dict, echo: Callable[[str], None]) -> bool:
     echo(f"stage {stage}: started")
-    result = run_stage(project, stage, execution_id, out, clients, echo)
+    result = run_stage(project, stage, execution_id, overrides, out, clients, echo)
     summary["stages"].append(asdict(result))
     overhead = f", overhead after the job {result.overhead_seconds} s" if result.overhead_seconds is not None else ""
     echo(f"stage {stage}: {'succeeded' if result.exit_code == 0 else 'FAILED'} in {result.seconds} s{overhead}"
@@ -274,26 +355,33 @@ def finish(summary: dict, out: Path, echo: Callable[[str], None], ok: bool) -> d
 
 def summary_lines(summary: dict) -> list[str]:
     lines = ["", "=== release summary ==="]
-    rows = summary.get("rows") or {}
-    if rows:
-        lines.append(f"rows: {json.dumps(rows)}")
     for stage in summary["stages"]:
         job = f", job {stage['job_seconds']} s, overhead {stage['overhead_seconds']} s" if stage.get("job_seconds") else ""
         lines.append(f"stage {stage['stage']:<10} exit {stage['exit_code']} in {stage['seconds']} s{job}")
-    if summary.get("rmse") is not None:
-        verdict = "under" if summary["rmse"] <= summary["threshold"] else "OVER"
-        lines.append(f"RMSE {summary['rmse']:.3f} ({verdict} the threshold {summary['threshold']})")
-    if summary.get("approval"):
-        lines.append(f"approval: {'approved' if summary['approval']['approved'] else 'rejected'}")
-    if summary.get("registered_version"):
-        version = summary["registered_version"]
-        lines.append(f"registered: version {version['version']} ({version['approval']}) {version['arn']}")
+    if summary.get("continuous_training"):
+        ct = summary["continuous_training"]
+        lines.append(f"continuous training: dataset version {ct['dataset_version']} ({ct['rows']} rows), "
+                     f"{sum(f['rejected'] for f in ct['files'])} rows quarantined, release {ct['release']}")
+    for facts in summary["releases"]:
+        lines.append(f"release {facts['execution_id']}: {facts.get('outcome')}")
+        if facts.get("rows"):
+            lines.append(f"  rows: {json.dumps(facts['rows'])}")
+        if facts.get("rmse") is not None:
+            verdict = "under" if facts["rmse"] <= summary["threshold"] else "OVER"
+            lines.append(f"  RMSE {facts['rmse']:.3f} ({verdict} the threshold {summary['threshold']})")
+        if facts.get("gate"):
+            lines.append(f"  gate: {facts['gate']}")
+        if facts.get("approval") and facts["approval"]["by"] == "interactive":
+            lines.append(f"  approval: {facts['approval']['summary']} -> "
+                         f"{'approved' if facts['approval']['approved'] else 'rejected'}")
+        if facts.get("registered_version"):
+            version = facts["registered_version"]
+            lines.append(f"  registered: version {version['version']} ({version['approval']}) {version['arn']}")
     if summary.get("endpoint"):
         lines.append(f"endpoint {summary['endpoint']['name']}: {summary['endpoint']['status']} "
                      f"on config {summary['endpoint']['config']}")
     for item in summary.get("predictions", []):
-        prediction = item["prediction"]
-        lines.append(f"  {item['row']} -> {prediction} (actual rings {item['actual_rings']})")
+        lines.append(f"  {item['row']} -> {json.dumps(item['prediction'])} (actual rings {item['actual_rings']})")
     if summary.get("data_capture"):
         capture = summary["data_capture"]
         lines.append(f"data capture: {capture['records']} records for {capture['requests_sent']} requests")
@@ -318,11 +406,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=5, help="rows sent to the endpoint at the end")
     p.add_argument("--execution-id", help="resume this release instead of starting a new one")
     p.add_argument("--keep-serving", action="store_true", help="keep the endpoint up until Ctrl-C")
+    p.add_argument("--survey-rows", type=int, default=0,
+                   help="then simulate new survey data of this many rows: continuous training and a second "
+                        "release that must beat the first")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    configure_logging(level=os.environ.get("LOG_LEVEL", "WARNING"))  # the demo prints its own progress
     if not args.state and not args.execution_id:  # a fresh run starts from a fresh embedded account
         shutil.rmtree(Path(args.out) / "state", ignore_errors=True)
     return 0 if run_release(args)["ok"] else 1
