@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -77,3 +78,61 @@ def test_killing_the_driver_and_re_running_attaches_to_the_same_job(script_env, 
     assert [j["TrainingJobName"] for j in jobs] == [job]
     record = state.read("training", job)
     assert record["status"] == "Completed" and record["runner_pid"] == first_runner
+
+
+def small_abalone(path: Path, rows: int = 400) -> Path:
+    """Abalone-shaped rows whose rings follow the shell weight, so a tiny model learns something."""
+    import random
+
+    rng = random.Random(7)
+    lines = []
+    for _ in range(rows):
+        sex = rng.choice("MFI")
+        length = rng.uniform(0.2, 0.7)
+        shell = length ** 3 * rng.uniform(0.8, 1.2)
+        whole = shell * 3.5
+        rings = max(1, round(4 + 30 * shell + rng.gauss(0, 1)))
+        lines.append(f"{sex},{length:.3f},{length * 0.8:.3f},{length * 0.25:.3f},{whole:.4f},{whole * 0.4:.4f},"
+                     f"{whole * 0.2:.4f},{shell:.4f},{rings}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def demo_args(tmp_path: Path, *extra: str):
+    from mlops_core.local.release import parser
+
+    return parser().parse_args(["--data", str(small_abalone(tmp_path / "abalone.data")), "--out",
+                                str(tmp_path / "out"), "--epochs", "2", "--threshold", "100", "--samples", "3",
+                                *extra])
+
+
+def test_the_local_release_runs_end_to_end_and_a_kept_project_releases_again(tmp_path, monkeypatch):
+    from mlops_core.local.release import run_release
+
+    for key in ("AWS_ENDPOINT_URL", "MLOPS_LOCAL_RUNTIME"):
+        monkeypatch.delenv(key, raising=False)
+    lines: list[str] = []
+    args = demo_args(tmp_path, "--state", str(tmp_path / "state"))
+    summary = run_release(args, echo=lines.append)
+    assert summary["ok"], "\n".join(lines)
+    assert [s["stage"] for s in summary["stages"]] == ["Preprocess", "Train", "Evaluate", "Deploy"]
+    assert all(s["exit_code"] == 0 for s in summary["stages"])
+    first = summary["releases"][0]
+    assert first["outcome"] == "deployed" and first["registered_version"]["approval"] == "Approved"
+    assert first["rows"]["rows"] == 400 and first["rmse"] < 100
+    assert summary["endpoint"]["status"] == "InService"
+    assert summary["data_capture"] == {"requests_sent": 3, "records": 3}
+    assert all(p["prediction"]["predictions"][0]["age"] == pytest.approx(p["prediction"]["predictions"][0]["rings"] + 1.5)
+               for p in summary["predictions"])
+    assert (tmp_path / "out" / "summary.json").exists()
+    assert (tmp_path / "out" / "evaluation" / first["execution_id"] / "evaluation.json").exists()
+    assert "RELEASE OK" in lines
+    endpoints = json.loads((tmp_path / "out" / "summary.json").read_text())["endpoint"]
+    assert endpoints["name"] == "abalone"
+    assert not list((tmp_path / "state" / "runtime" / "endpoints").glob("*.json")), "the endpoint must be deleted"
+
+    again = run_release(demo_args(tmp_path, "--state", str(tmp_path / "state")), echo=lines.append)
+    assert again["ok"], "\n".join(lines)
+    second = again["releases"][0]
+    assert second["execution_id"] != first["execution_id"]
+    assert second["registered_version"]["version"] == 2, "the kept project's registry must carry over"

@@ -30,6 +30,7 @@ class EmbeddedAws:
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
+        self.reset()  # moto keeps its state in this process's memory: a new server starts from a new account
         if self.recording:
             self._resume_recording()
         return self
