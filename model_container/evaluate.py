@@ -1,0 +1,69 @@
+"""evaluate: score the test split with the same numpy predictor serving uses (no TensorFlow).
+
+Reads ``processing/input/model/model.tar.gz`` and every file under ``processing/input/testing/``;
+writes ``processing/output/evaluation/evaluation.json`` in SageMaker's model-quality format (rmse, mse,
+mae, r2; each value with its bootstrap standard deviation) and ``predictions.csv`` (``prediction,label``,
+usable as a Model Monitor baseline).
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from model_container import paths
+from model_container.predictor import Predictor, labels
+from model_container.preprocess import input_files, load_rows, write_csv
+
+BOOTSTRAP_SAMPLES = 200
+
+
+def _regression_metrics(predicted: np.ndarray, actual: np.ndarray) -> dict[str, np.ndarray]:
+    """Metrics along the last axis (so a 2-D array of bootstrap resamples gives one value per resample)."""
+    error = predicted - actual
+    mse = (error ** 2).mean(axis=-1)
+    variance = actual.var(axis=-1)
+    return {"rmse": np.sqrt(mse), "mse": mse, "mae": np.abs(error).mean(axis=-1),
+            "r2": 1 - mse / np.where(variance > 0, variance, np.nan)}
+
+
+def model_quality(predicted: np.ndarray, actual: np.ndarray, seed: int = 0) -> dict:
+    """SageMaker's model-quality document; standard deviations from a seeded bootstrap of the rows."""
+    resamples = np.random.default_rng(seed).integers(0, len(actual), size=(BOOTSTRAP_SAMPLES, len(actual)))
+    values = _regression_metrics(predicted, actual)
+    spread = _regression_metrics(predicted[resamples], actual[resamples])
+    return {"regression_metrics": {name: {"value": float(values[name]), "standard_deviation": float(np.nanstd(spread[name]))}
+                                   for name in values}}
+
+
+def extract_model(archive: Path, destination: Path) -> Path:
+    """Unpack model.tar.gz safely (no absolute paths or links out of ``destination``)."""
+    if not archive.is_file():
+        raise FileNotFoundError(f"{archive} is missing: give the processing job the training job's model.tar.gz")
+    with tarfile.open(archive) as tar:
+        tar.extractall(destination, filter="data")
+    return destination
+
+
+def run() -> dict:
+    """The evaluate mode; returns the evaluation document it writes."""
+    folder = paths.processing_input("testing")
+    files = input_files(folder) if folder.is_dir() else []
+    rows, rejected = load_rows(files, folder)
+    if rejected or not rows:
+        raise ValueError(f"test data under {folder}: {len(rows)} valid rows, {len(rejected)} invalid"
+                         + (f" (first: {rejected[0][2]})" if rejected else "; expected preprocess's testing.csv"))
+    with tempfile.TemporaryDirectory() as tmp:
+        predictor = Predictor.load(extract_model(paths.processing_input("model", "model.tar.gz"), Path(tmp)))
+    predicted, actual = predictor.predict(rows), labels(rows)
+    document = model_quality(predicted, actual)
+    output = paths.processing_output("evaluation")
+    write_csv(output / "predictions.csv", zip(np.round(predicted, 4).tolist(), actual.tolist(), strict=True),
+              header=("prediction", "label"))
+    (output / "evaluation.json").write_text(json.dumps(document, indent=1) + "\n")
+    print(f"rmse={document['regression_metrics']['rmse']['value']:.4f} on {len(rows)} rows", flush=True)
+    return document
