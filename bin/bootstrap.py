@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Create or update a project's CI/CD resources: bucket, ECR repository, IAM roles, SSM parameters,
-CodeCommit repository, CodeBuild projects and the release pipeline. Safe to re-run: what is already
-right is left alone. ``--dry-run`` prints the plan without changing anything.
+CodeCommit repository, CodeBuild projects and the release pipeline (with ``--build-stage workflow`` also
+the Step Functions ML workflow, which one Build action runs instead of Preprocess / Train / Evaluate).
+Safe to re-run: what is already right is left alone. ``--dry-run`` prints the plan without changing anything.
 
-    python bin/bootstrap.py --project abalone [--dry-run]
+    python bin/bootstrap.py --project abalone [--build-stage workflow] [--dry-run]
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Delete everything bin/bootstrap.py created for a project: pipeline, build projects and their logs,
-CodeCommit repository, SSM parameters, ECR repository (with its images), IAM roles and the bucket (every
-object version). Refuses without --yes; resources already gone are skipped, so it can run twice.
+"""Delete everything bin/bootstrap.py created for a project: pipeline, build projects and their logs, the
+state machine of the workflow build stage, CodeCommit repository, SSM parameters, ECR repository (with its
+images), IAM roles and the bucket (every object version). Refuses without --yes; resources already gone
+are skipped, so it can run twice.
 
     python bin/teardown.py --project abalone --yes
 """

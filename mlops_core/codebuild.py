@@ -1,6 +1,8 @@
 """CodeBuild: the project's build projects and their buildspecs, kept as Python data.
 
-Each pipeline task (``TASKS``) has a buildspec dict, serialised as JSON (valid buildspec YAML).
+Each pipeline task has a buildspec dict, serialised as JSON (valid buildspec YAML). The Build stage is
+either the separate SageMaker jobs (``BUILD_STAGES["jobs"]``, the default: ``TASKS``) or one ``Workflow``
+action running the Step Functions ML workflow (``BUILD_STAGES["workflow"]``, see ``bin/run_workflow.py``).
 Settings reach the build as ``env.variables`` (plain values) and ``env.parameter-store`` (SSM names
 ``/{project}/{key}``); the execution id comes from the pipeline action as ``EXECUTION_ID`` (see
 ``ACTION_ENVIRONMENT``). ``action_environment`` lists all of them per task so a local runner can
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
@@ -25,10 +28,15 @@ if TYPE_CHECKING:
     from mlops_core.project import Project
 
 KIND = "codebuild project"
-TASKS = ("ContainerBuild", "Preprocess", "Train", "Evaluate", "Deploy")
+BUILD_STAGES = {"jobs": ("ContainerBuild", "Preprocess", "Train", "Evaluate"), "workflow": ("ContainerBuild", "Workflow")}
+TASKS_OF = {stage: (*build, "Deploy") for stage, build in BUILD_STAGES.items()}  # build stage -> its tasks
+TASKS = TASKS_OF["jobs"]
+ALL_TASKS = tuple(dict.fromkeys(task for tasks in TASKS_OF.values() for task in tasks))
 EXECUTION_ID_VARIABLE = "#{codepipeline.PipelineExecutionId}"
 ACTION_ENVIRONMENT = {"EXECUTION_ID": EXECUTION_ID_VARIABLE}
 SUMMARY_FILE = "evaluation-summary.txt"
+SUMMARY_VARIABLE = "EVALUATION_SUMMARY"
+EXPORT_SUMMARY = f'export {SUMMARY_VARIABLE}="$(cat {SUMMARY_FILE})"'
 COMMANDS = {
     "ContainerBuild": [
         'aws ecr get-login-password | docker login --username AWS --password-stdin "${IMAGE_URI%%/*}"',
@@ -38,12 +46,14 @@ COMMANDS = {
     ],
     "Preprocess": ["python bin/build.py preprocess"],
     "Train": ["python bin/build.py train"],
-    "Evaluate": [f"python bin/build.py evaluate --fail-on-gate --summary-file {SUMMARY_FILE}",
-                 f'export EVALUATION_SUMMARY="$(cat {SUMMARY_FILE})"'],
+    "Evaluate": [f"python bin/build.py evaluate --fail-on-gate --summary-file {SUMMARY_FILE}", EXPORT_SUMMARY],
+    "Workflow": [f"python bin/run_workflow.py --summary-file {SUMMARY_FILE}", EXPORT_SUMMARY],
     "Deploy": ["python bin/deploy.py --autoscaling"],
 }
-EXPORTED = {"Evaluate": ["EVALUATION_SUMMARY"]}
+EXPORTS = {"Evaluate": [SUMMARY_VARIABLE], "Workflow": [SUMMARY_VARIABLE]}  # task -> variables it exports
+EXPORTED = {task: EXPORTS[task] for task in TASKS if task in EXPORTS}  # those of the default ("jobs") tasks
 TIMEOUT_MINUTES = {"ContainerBuild": 60, "Preprocess": 120, "Train": 480, "Evaluate": 120, "Deploy": 120}
+TIMEOUT_MINUTES["Workflow"] = sum(TIMEOUT_MINUTES[task] for task in ("Preprocess", "Train", "Evaluate"))
 PYTHON_VERSION = "3.11"
 
 
@@ -51,12 +61,12 @@ def buildspec(project: Project, task: str) -> dict:
     """The buildspec of one pipeline task (a setting reaches only the tasks that use it)."""
     p = project
     if task == "ContainerBuild":
-        env: dict = {"variables": {"DOCKERFILE": p.dockerfile, "DOCKER_CONTEXT": "."},
+        env: dict = {"variables": {"DOCKERFILE": p.dockerfile, "DOCKER_CONTEXT": str(PurePosixPath(p.dockerfile).parent)},
                      "parameter-store": {"IMAGE_URI": p.parameter("image-uri")}}
         phases: dict = {}
     else:
-        task_variables = {"Train": {"EPOCHS": str(p.epochs), "BATCH_SIZE": str(p.batch_size)},
-                          "Evaluate": {"THRESHOLD": str(p.threshold)}, "Deploy": {"THRESHOLD": str(p.threshold)}}
+        train, gate = {"EPOCHS": str(p.epochs), "BATCH_SIZE": str(p.batch_size)}, {"THRESHOLD": str(p.threshold)}
+        task_variables = {"Train": train, "Evaluate": gate, "Workflow": {**train, **gate}, "Deploy": gate}
         env = {"variables": {"PROJECT_NAME": p.name, **task_variables.get(task, {})},
                "parameter-store": {"MODEL_NAME": p.parameter("model-name"), "BUCKET_NAME": p.parameter("bucket-name"),
                                    "ROLE_ARN": p.parameter("sagemaker-role-arn"),
@@ -64,15 +74,15 @@ def buildspec(project: Project, task: str) -> dict:
                                    "MODEL_PACKAGE_GROUP": p.parameter("model-package-group"),
                                    "PIPELINE_NAME": p.parameter("pipeline-name")}}
         phases = {"install": {"runtime-versions": {"python": PYTHON_VERSION}, "commands": ["pip install -e ."]}}
-    if task in EXPORTED:
-        env["exported-variables"] = EXPORTED[task]
+    if task in EXPORTS:
+        env["exported-variables"] = EXPORTS[task]
     return {"version": 0.2, "env": {"shell": "bash", **env},
             "phases": {**phases, "build": {"commands": COMMANDS[task]}}}
 
 
 def buildspecs(project: Project) -> dict[str, dict]:
-    """task -> buildspec dict, for every pipeline task."""
-    return {task: buildspec(project, task) for task in TASKS}
+    """task -> buildspec dict, for every task of the project's pipeline."""
+    return {task: buildspec(project, task) for task in project.tasks}
 
 
 @dataclass(frozen=True)

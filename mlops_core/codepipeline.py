@@ -1,9 +1,10 @@
 """CodePipeline: the release pipeline's definition, ensure/delete, and start/wait of executions.
 
 Stages: Source (CodeCommit ``main`` = pipeline code, ``model`` = model code, optionally an S3 object
-whose new versions start a release) -> Build (ContainerBuild, Preprocess, Train, Evaluate) -> Approval
-(manual, showing ``#{Evaluate.EVALUATION_SUMMARY}``) -> Deploy. Every CodeBuild action gets
-``EXECUTION_ID=#{codepipeline.PipelineExecutionId}``.
+whose new versions start a release) -> Build (ContainerBuild, Preprocess, Train, Evaluate; or, with the
+``workflow`` build stage, ContainerBuild, Workflow) -> Approval (manual, showing the summary the gate's
+action exports: ``#{Evaluate.EVALUATION_SUMMARY}`` or ``#{Workflow.EVALUATION_SUMMARY}``) -> Deploy. Every
+CodeBuild action gets ``EXECUTION_ID=#{codepipeline.PipelineExecutionId}``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from mlops_core.aws import Clients, is_not_found, resolve
-from mlops_core.codebuild import ACTION_ENVIRONMENT, EXPORTED
+from mlops_core.codebuild import ACTION_ENVIRONMENT, BUILD_STAGES, EXPORTS, SUMMARY_VARIABLE
 from mlops_core.ensure import Action, Ensured, contains, result
 from mlops_core.errors import AwsResourceError
 from mlops_core.iam import retry_until_role_usable
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 KIND = "codepipeline pipeline"
 PIPELINE_CODE, MODEL_CODE, DATA = "PipelineCode", "ModelCode", "Data"
-BUILD_TASKS = ("ContainerBuild", "Preprocess", "Train", "Evaluate")
+BUILD_TASKS = BUILD_STAGES["jobs"]
 
 
 def _action(name: str, category: str, provider: str, configuration: dict, *, run_order: int = 1,
@@ -50,7 +51,7 @@ def _build_action(project: Project, task: str, run_order: int) -> dict:
     return _action(task, "Build", "CodeBuild",
                    {"ProjectName": project.codebuild_project(task), "EnvironmentVariables": json.dumps(environment)},
                    run_order=run_order, inputs=(MODEL_CODE if task == "ContainerBuild" else PIPELINE_CODE,),
-                   namespace=task if task in EXPORTED else None)
+                   namespace=task if task in EXPORTS else None)
 
 
 def pipeline_definition(project: Project) -> dict:
@@ -66,15 +67,17 @@ def pipeline_definition(project: Project) -> dict:
     store: dict = {"type": "S3", "location": p.bucket}
     if p.kms_key_arn:
         store["encryptionKey"] = {"id": p.kms_key_arn, "type": "KMS"}
+    build = BUILD_STAGES[p.build_stage]
+    gate = next(task for task in build if task in EXPORTS)
     approval = _action("ApproveRelease", "Approval", "Manual", {
-        "CustomData": "Release #{codepipeline.PipelineExecutionId}: #{Evaluate.EVALUATION_SUMMARY}"})
+        "CustomData": f"Release #{{codepipeline.PipelineExecutionId}}: #{{{gate}.{SUMMARY_VARIABLE}}}"})
     return {
         "name": p.pipeline,
         "roleArn": p.role_arn("codepipeline"),
         "artifactStore": store,
         "stages": [
             {"name": "Source", "actions": sources},
-            {"name": "Build", "actions": [_build_action(p, t, i) for i, t in enumerate(BUILD_TASKS, start=1)]},
+            {"name": "Build", "actions": [_build_action(p, t, i) for i, t in enumerate(build, start=1)]},
             {"name": "Approval", "actions": [approval]},
             {"name": "Deploy", "actions": [_build_action(p, "Deploy", 1)]},
         ],

@@ -2,7 +2,8 @@
 
 ``project_roles(project)`` gives the four roles of a project (CodePipeline, CodeBuild, SageMaker
 execution, Step Functions), each scoped to the project's bucket, repositories, CodeBuild projects,
-SageMaker jobs by name prefix and roles. ``WILDCARD_ONLY`` lists the few actions AWS only grants on
+SageMaker jobs by name prefix, roles and (with the ``workflow`` build stage) state machine.
+``stepfunctions_policy`` is the one policy of the ML workflow's role, for a project or a bare ``Scope``. ``WILDCARD_ONLY`` lists the few actions AWS only grants on
 ``"Resource": "*"``. SageMaker ARNs hold names in lower case, so job prefixes are lower-cased.
 """
 
@@ -12,7 +13,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from botocore.exceptions import ClientError
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
@@ -71,28 +72,92 @@ def _document(*statements: dict) -> dict:
     return {"Version": "2012-10-17", "Statement": list(statements)}
 
 
+@dataclass(frozen=True)
+class Scope:
+    """What a release's SageMaker work is confined to: one bucket, jobs named after one model, one model
+    package group, one SageMaker execution role to pass, optionally one KMS key."""
+
+    partition: str
+    region: str
+    account: str
+    bucket: str
+    model: str
+    model_package_group: str
+    sagemaker_role_arn: str
+    kms_key_arn: str | None = None
+
+    @classmethod
+    def of(cls, project: Project) -> Scope:
+        p = project
+        return cls(p.partition, p.region, p.account_id, p.bucket, p.model, p.model_package_group,
+                   p.role_arn("sagemaker"), p.kms_key_arn)
+
+    def arn(self, service: str, resource: str) -> str:
+        return f"arn:{self.partition}:{service}:{self.region}:{self.account}:{resource}"
+
+    @property
+    def objects(self) -> str:
+        return f"arn:{self.partition}:s3:::{self.bucket}/*"
+
+
+class _ReleaseStatements(NamedTuple):
+    jobs: dict
+    register: dict
+    pass_sagemaker_role: dict
+    kms: list[dict]
+
+
+def _release_statements(scope: Scope) -> _ReleaseStatements:
+    """The statements of every role that runs a release's jobs (CodeBuild and Step Functions)."""
+    s, prefix, group = scope, scope.model.lower(), scope.model_package_group.lower()
+    jobs = _allow("SageMakerJobs", [f"sagemaker:{verb}{kind}" for verb in ("Create", "Describe", "Stop")
+                                    for kind in ("ProcessingJob", "TrainingJob")] + ["sagemaker:AddTags"],
+                  [s.arn("sagemaker", f"{kind}/{prefix}-*") for kind in ("processing-job", "training-job")])
+    register = _allow("ModelPackages", ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage",
+                                        "sagemaker:UpdateModelPackage", "sagemaker:CreateModelPackageGroup",
+                                        "sagemaker:DescribeModelPackageGroup", "sagemaker:AddTags"],
+                      [s.arn("sagemaker", f"model-package-group/{group}"),
+                       s.arn("sagemaker", f"model-package/{group}/*")])
+    pass_sagemaker_role = _allow("PassSageMakerRole", ["iam:PassRole"], [s.sagemaker_role_arn],
+                                 {"StringEquals": {"iam:PassedToService": SERVICES["sagemaker"]}})
+    kms = ([_allow("KmsKey", ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:DescribeKey"],
+                   [s.kms_key_arn])] if s.kms_key_arn else [])
+    return _ReleaseStatements(jobs, register, pass_sagemaker_role, kms)
+
+
+def stepfunctions_policy(scope: Scope) -> dict:
+    """The policy of the role the ML workflow's state machine runs as (``workflows.ml_workflow``): its
+    SageMaker ``.sync`` jobs and their EventBridge rules, reading evaluation.json, registering the model."""
+    r = _release_statements(scope)
+    return _document(
+        r.jobs, r.register, _allow("ListModelPackages", ["sagemaker:ListModelPackages"], "*"),
+        _allow("SyncIntegrationRules", ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+               [scope.arn("events", "rule/StepFunctionsGetEventsForSageMaker*Rule")]),
+        _allow("Evaluation", ["s3:GetObject"], [scope.objects]),
+        r.pass_sagemaker_role, *r.kms)
+
+
+def _workflow_statements(project: Project) -> list[dict]:
+    """With the ``workflow`` build stage, CodeBuild runs (and watches) the project's state machine only."""
+    if project.build_stage != "workflow":
+        return []
+    machine = project.state_machine
+    return [_allow("Workflow", ["states:DescribeStateMachine", "states:StartExecution"],
+                   [project.arn("states", f"stateMachine:{machine}")]),
+            _allow("WorkflowExecutions", ["states:DescribeExecution", "states:GetExecutionHistory"],
+                   [project.arn("states", f"execution:{machine}:*")])]
+
+
 def project_roles(project: Project) -> list[RoleSpec]:
     """The four roles of a project with their least-privilege inline policies."""
     p = project
+    scope = Scope.of(p)
+    jobs, register, pass_sagemaker_role, kms = _release_statements(scope)
     bucket = f"arn:{p.partition}:s3:::{p.bucket}"
-    objects = f"{bucket}/*"
+    objects = scope.objects
     repository = p.arn("ecr", f"repository/{p.ecr_repository}")
     prefix = p.model.lower()
-    sagemaker = {kind: p.arn("sagemaker", f"{kind}/{prefix}-*") for kind in ("processing-job", "training-job")}
     hosting = [p.arn("sagemaker", f"{kind}/{prefix}*") for kind in ("model", "endpoint-config", "endpoint")]
-    packages = [p.arn("sagemaker", f"model-package-group/{p.model_package_group.lower()}"),
-                p.arn("sagemaker", f"model-package/{p.model_package_group.lower()}/*")]
-    pass_sagemaker_role = _allow("PassSageMakerRole", ["iam:PassRole"], [p.role_arn("sagemaker")],
-                                 {"StringEquals": {"iam:PassedToService": SERVICES["sagemaker"]}})
-    jobs = _allow("SageMakerJobs", [f"sagemaker:{verb}{kind}" for verb in ("Create", "Describe", "Stop")
-                                    for kind in ("ProcessingJob", "TrainingJob")] + ["sagemaker:AddTags"],
-                  list(sagemaker.values()))
-    register = _allow("ModelPackages", ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage",
-                                        "sagemaker:UpdateModelPackage", "sagemaker:CreateModelPackageGroup",
-                                        "sagemaker:DescribeModelPackageGroup", "sagemaker:AddTags"], packages)
-    list_packages = _allow("ListModelPackages", ["sagemaker:ListModelPackages"], "*")
-    kms = ([_allow("KmsKey", ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:DescribeKey"],
-                   [p.kms_key_arn])] if p.kms_key_arn else [])
     codebuild_logs = p.arn("logs", f"log-group:/aws/codebuild/{p.name}-*")
     sagemaker_logs = p.arn("logs", "log-group:/aws/sagemaker/*")
     ecr_pull = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
@@ -135,7 +200,7 @@ def project_roles(project: Project) -> list[RoleSpec]:
                    [p.arn("iam", "role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
                           "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint", region=False)],
                    {"StringLike": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}}),
-            pass_sagemaker_role, *kms), f"CodeBuild projects of project {p.name}"),
+            *_workflow_statements(p), pass_sagemaker_role, *kms), f"CodeBuild projects of project {p.name}"),
         RoleSpec(p.role_name("sagemaker"), SERVICES["sagemaker"], _document(
             _allow("Bucket", ["s3:ListBucket", "s3:GetBucketLocation"], [bucket]),
             _allow("Objects", ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"], [objects]),
@@ -146,12 +211,8 @@ def project_roles(project: Project) -> list[RoleSpec]:
             _allow("Metrics", ["cloudwatch:PutMetricData"], "*",
                    {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "aws/sagemaker/*"]}}),
             *kms), f"SageMaker jobs and endpoints of project {p.name}"),
-        RoleSpec(p.role_name("stepfunctions"), SERVICES["stepfunctions"], _document(
-            jobs, register, list_packages,
-            _allow("SyncIntegrationRules", ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
-                   [p.arn("events", "rule/StepFunctionsGetEventsForSageMaker*Rule")]),
-            _allow("Evaluation", ["s3:GetObject"], [objects]),
-            pass_sagemaker_role, *kms), f"Step Functions workflows of project {p.name}"),
+        RoleSpec(p.role_name("stepfunctions"), SERVICES["stepfunctions"], stepfunctions_policy(scope),
+                 f"Step Functions workflows of project {p.name}"),
     ]
 
 
@@ -232,11 +293,16 @@ T = TypeVar("T")
 
 
 ROLE_NOT_READY_CODES = ("InvalidInputException", "InvalidStructureException")  # CodeBuild, CodePipeline
+# Step Functions: AccessDeniedException "Neither the global service principal states.amazonaws.com, nor the
+# regional one is authorized to assume the provided role." (the caller's own denial says "to perform").
+STATES_ROLE_NOT_READY = "authorized to assume the provided role"
 
 
 def _is_role_not_ready(exc: BaseException) -> bool:
     """A service's "cannot assume the role" answer (a new role), not the caller's own AccessDenied."""
-    return error_code(exc) in ROLE_NOT_READY_CODES and "AssumeRole" in str(exc)
+    code, text = error_code(exc), str(exc)
+    return ((code in ROLE_NOT_READY_CODES and "AssumeRole" in text)
+            or (code == "AccessDeniedException" and STATES_ROLE_NOT_READY in text))
 
 
 def retry_until_role_usable(call: Callable[[], T], *, timeout: float = 90.0,

@@ -2,7 +2,9 @@
 
 Everything is named after ``Project.name`` (and tagged ``project=<name>``): bucket
 ``{name}-{account}-{region}``, ECR and CodeCommit repositories ``{name}``, roles ``{name}-{kind}``,
-CodeBuild projects ``{name}-{task}``, SSM parameters ``/{name}/{key}``, pipeline ``{name}``.
+CodeBuild projects ``{name}-{task}``, SSM parameters ``/{name}/{key}``, pipeline ``{name}``; with the
+``workflow`` build stage also the Step Functions state machine ``{model}-ml-workflow`` that the pipeline's
+``Workflow`` action runs instead of the separate Preprocess / Train / Evaluate actions.
 ``bootstrap`` creates or updates them in dependency order (``dry_run=True`` only plans);
 ``teardown`` deletes them, tolerating what is already gone.
 """
@@ -14,12 +16,14 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from mlops_core import codebuild, codecommit, codepipeline, ecr, iam, s3, ssm
+from mlops_core import codebuild, codecommit, codepipeline, ecr, iam, s3, ssm, stepfunctions
 from mlops_core.aws import Clients, partition_of, resolve
-from mlops_core.codebuild import TASKS
+from mlops_core.codebuild import ALL_TASKS, BUILD_STAGES, TASKS_OF
+from mlops_core.codebuild import TASKS as TASKS  # the default build stage's tasks, re-exported
 from mlops_core.config import add_config_arguments, config_from_args
 from mlops_core.ensure import Action, Ensured
 from mlops_core.logs import get_logger
+from workflows.ml_workflow import ensure_ml_workflow, state_machine_name
 
 ROLE_KINDS = tuple(iam.SERVICES)  # codepipeline, codebuild, sagemaker, stepfunctions
 PARAMETER_KEYS = ("bucket-name", "sagemaker-role-arn", "image-uri", "model-name", "model-package-group",
@@ -53,6 +57,11 @@ class Project:
     dockerfile: str = "model_container/Dockerfile"
     seed_branches: bool = False
     tls_only: bool = True  # False only on moto (see mlops_core.s3.ensure_bucket)
+    build_stage: str = "jobs"  # "jobs": Preprocess/Train/Evaluate actions; "workflow": one Step Functions action
+
+    def __post_init__(self) -> None:
+        if self.build_stage not in BUILD_STAGES:
+            raise ValueError(f"unknown build stage {self.build_stage!r}; expected one of {tuple(BUILD_STAGES)}")
 
     @classmethod
     def from_config(cls, config: Any, *, account_id: str, region: str, **settings: Any) -> Project:
@@ -109,9 +118,19 @@ class Project:
     def role_arn(self, kind: str) -> str:
         return self.arn("iam", f"role/{self.role_name(kind)}", region=False)
 
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """The pipeline's CodeBuild tasks with this build stage."""
+        return TASKS_OF[self.build_stage]
+
+    @property
+    def state_machine(self) -> str:
+        """The ML workflow's state machine (``workflows.ml_workflow``), run by the ``workflow`` build stage."""
+        return state_machine_name(self.model)
+
     def codebuild_project(self, task: str) -> str:
-        if task not in TASKS:
-            raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+        if task not in ALL_TASKS:
+            raise ValueError(f"unknown task {task!r}; expected one of {ALL_TASKS}")
         return f"{self.name}-{_kebab(task)}"
 
     def parameter(self, key: str) -> str:
@@ -155,8 +174,10 @@ def bootstrap(project: Project, *, dry_run: bool = False, clients: Clients | Non
           if p.seed_branches else []),
         *[lambda name=name, value=value: ssm.ensure_parameter(name, value, tags=tags, **common)
           for name, value in p.parameters().items()],
+        *([lambda: ensure_ml_workflow(p.model, p.role_arn("sagemaker"), p.role_arn("stepfunctions"),
+                                      tags=tags, **common)] if p.build_stage == "workflow" else []),
         *[lambda task=task: codebuild.ensure_project(codebuild.project_definition(p, task), **common)
-          for task in TASKS],
+          for task in p.tasks],
         lambda: codepipeline.ensure_pipeline(codepipeline.pipeline_definition(p), tags=tags, **common),
     ]
     results = []
@@ -169,12 +190,19 @@ def bootstrap(project: Project, *, dry_run: bool = False, clients: Clients | Non
 
 
 def teardown(project: Project, *, clients: Clients | None = None) -> list[Ensured]:
-    """Delete every resource of the project (bucket and ECR repository emptied first); safe to repeat."""
+    """Delete every resource of the project (bucket and ECR repository emptied first); safe to repeat.
+
+    What only the other build stage has (CodeBuild projects, the state machine) is deleted too, and
+    reported only when it was there: a project switched between build stages leaves nothing behind.
+    """
     clients = resolve(clients)
     p = project
     log = get_logger("teardown").bind(project=p.name)
     results = [codepipeline.delete_pipeline(p.pipeline, clients=clients)]
-    results += [codebuild.delete_project(p.codebuild_project(task), clients=clients) for task in TASKS]
+    owned = [(task in p.tasks, codebuild.delete_project(p.codebuild_project(task), clients=clients))
+             for task in ALL_TASKS]
+    owned.append((p.build_stage == "workflow", stepfunctions.delete_state_machine(p.state_machine, clients=clients)))
+    results += [ensured for own, ensured in owned if own or ensured.action is Action.DELETED]
     results += codebuild.delete_build_logs(f"{p.name}-", clients=clients)
     results.append(codecommit.delete_repository(p.code_repository, clients=clients))
     results += [ssm.delete_parameter(name, clients=clients) for name in p.parameters()]
@@ -212,6 +240,9 @@ def add_project_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-trigger-key", help="S3 key in the bucket whose new versions start a release")
     parser.add_argument("--seed-branches", action="store_true", default=None,
                         help="create the main and model branches with a README on an empty repository")
+    parser.add_argument("--build-stage", choices=tuple(BUILD_STAGES),
+                        help="the pipeline's Build stage: 'jobs' (default), separate Preprocess, Train and Evaluate "
+                             "actions; 'workflow', one action running the Step Functions ML workflow")
     parser.add_argument("--no-tls-policy", dest="tls_only", action="store_false", default=None,
                         help="skip the bucket's TLS-only policy (only for moto's server, which ignores its condition)")
 
@@ -223,4 +254,4 @@ def project_from_args(args: argparse.Namespace, *, clients: Clients | None = Non
     return Project.from_config(config, account_id=clients.account_id(), region=clients.region,
                                kms_key_arn=args.kms_key_arn, keep_images=args.keep_images,
                                data_trigger_key=args.data_trigger_key, seed_branches=args.seed_branches,
-                               tls_only=args.tls_only)
+                               tls_only=args.tls_only, build_stage=args.build_stage)

@@ -9,9 +9,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from mlops_core.aws import Clients, error_code, resolve
+from mlops_core.aws import Clients, error_code, partition_of, resolve
 from mlops_core.ensure import Action, Ensured, result
 from mlops_core.errors import ConfigError, ResourceFailed, WorkflowFailed
+from mlops_core.iam import retry_until_role_usable
 from mlops_core.logs import get_logger
 from mlops_core.naming import resource_name
 from mlops_core.polling import DEFAULT_POLICY, SFN_EXECUTION, Clock, WaitPolicy, wait_for
@@ -31,43 +32,60 @@ def _same_json(a: str, b: str) -> bool:
         return a == b
 
 
+def state_machine_arn(name: str, *, clients: Clients | None = None) -> str:
+    """The ARN the state machine called ``name`` has (or would have) in the clients' account and region."""
+    clients = resolve(clients)
+    return f"arn:{partition_of(clients.region)}:states:{clients.region}:{clients.account_id()}:stateMachine:{name}"
+
+
 def find_state_machine(name: str, *, clients: Clients | None = None) -> str | None:
-    """The ARN of the state machine called ``name``, or None."""
-    paginator = resolve(clients).stepfunctions.get_paginator("list_state_machines")
-    for page in paginator.paginate():
-        for machine in page["stateMachines"]:
-            if machine["name"] == name:
-                return machine["stateMachineArn"]
-    return None
+    """The ARN of the state machine called ``name``, or None.
+
+    Describes that one ARN rather than listing: a caller allowed only on its own state machine finds it.
+    """
+    clients = resolve(clients)
+    arn = state_machine_arn(name, clients=clients)
+    try:
+        clients.stepfunctions.describe_state_machine(stateMachineArn=arn)
+    except ClientError as exc:
+        if error_code(exc) == "StateMachineDoesNotExist":
+            return None
+        raise
+    return arn
 
 
 def ensure_state_machine(name: str, definition: dict | str, role_arn: str | None = None, *,
-                         clients: Clients | None = None, tags: dict[str, str] | None = None) -> Ensured:
+                         clients: Clients | None = None, tags: dict[str, str] | None = None,
+                         dry_run: bool = False) -> Ensured:
     """Create the state machine, or update it when its definition or role differs, else leave it alone.
 
-    ``role_arn`` may be None for an existing machine (its role is kept); a new one needs it.
+    ``role_arn`` may be None for an existing machine (its role is kept); a new one needs it. ``dry_run``
+    only says what would be done.
     """
-    sfn = resolve(clients).stepfunctions
+    clients = resolve(clients)
+    sfn = clients.stepfunctions
     body = _json(definition)
     arn = find_state_machine(name, clients=clients)
     if arn is None:
         if not role_arn:
             raise ConfigError(f"state machine {name} does not exist yet: creating it needs the ARN of a role "
                               "that Step Functions can assume (states.amazonaws.com)")
-        arn = sfn.create_state_machine(
+        if dry_run:
+            return result("state machine", name, created=True, dry_run=True)
+        arn = retry_until_role_usable(lambda: sfn.create_state_machine(  # a new role takes seconds to work
             name=name, definition=body, roleArn=role_arn, type="STANDARD",
-            tags=[{"key": k, "value": v} for k, v in (tags or {}).items()])["stateMachineArn"]
+            tags=[{"key": k, "value": v} for k, v in (tags or {}).items()]))["stateMachineArn"]
         _log.info("state_machine_created", name=name, arn=arn)
         return result("state machine", name, created=True, arn=arn)
     current = sfn.describe_state_machine(stateMachineArn=arn)
     changes = [] if _same_json(current["definition"], body) else ["definition"]
     if role_arn and current["roleArn"] != role_arn:
         changes.append("role")
-    if changes:
-        sfn.update_state_machine(stateMachineArn=arn, definition=body,
-                                 **({"roleArn": role_arn} if role_arn else {}))
+    if changes and not dry_run:
+        retry_until_role_usable(lambda: sfn.update_state_machine(
+            stateMachineArn=arn, definition=body, **({"roleArn": role_arn} if role_arn else {})))
         _log.info("state_machine_updated", name=name, changes=changes)
-    return result("state machine", name, changes=changes, arn=arn)
+    return result("state machine", name, changes=changes, arn=arn, dry_run=dry_run)
 
 
 def execution_name(*parts: str) -> str:

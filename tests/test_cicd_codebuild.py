@@ -198,3 +198,18 @@ def test_stubbed_create_gets_tags_and_service_role():
         assert ensure_project(definition, clients=clients).action is Action.CREATED
         stub.assert_no_pending_responses()
     assert definition["environment"]["privilegedMode"] is True
+
+
+def test_container_build_uses_the_dockerfile_folder_as_its_context():
+    """The Dockerfile COPYs paths relative to model_container/, so that folder must be the build context."""
+    from pathlib import Path
+
+    from mlops_core.codebuild import buildspec
+
+    repo = Path(__file__).resolve().parents[1]
+    variables = buildspec(PROJECT, "ContainerBuild")["env"]["variables"]
+    context = repo / variables["DOCKER_CONTEXT"]
+    assert (repo / variables["DOCKERFILE"]).parent == context
+    copied = [line.split()[1] for line in (repo / variables["DOCKERFILE"]).read_text().splitlines()
+              if line.startswith("COPY ")]
+    assert copied and all((context / source).exists() for source in copied)

@@ -9,6 +9,7 @@ import pytest
 
 from mlops_core.iam import SERVICES, WILDCARD_ONLY, project_roles, trust_policy
 from mlops_core.project import Project
+from workflows.ml_workflow import workflow_role_policy
 
 # The actions allowed on "Resource": "*", each with the reason AWS gives no narrower resource.
 ALLOWED_ON_STAR = {
@@ -27,6 +28,7 @@ PROJECTS = [
     Project(name="shop", account_id="123456789012", region="us-east-1", model_name="Demand-Model",
             bucket_name="my-data-bucket", kms_key_arn="arn:aws:kms:us-east-1:123456789012:key/abcd"),
 ]
+PROJECTS += [p.with_settings(build_stage="workflow") for p in PROJECTS]  # the Build stage as one workflow action
 
 
 def _listify(value) -> list:
@@ -56,10 +58,12 @@ def violations(document: dict, scope: tuple[str, ...]) -> list[str]:
 def _scope(project: Project) -> tuple[str, ...]:
     return (project.name, project.bucket, project.model.lower(), project.model_package_group.lower(),
             "StepFunctionsGetEventsForSageMaker", "aws-service-role/sagemaker.application-autoscaling",
-            "/aws/sagemaker/", "scalable-target/", *([project.kms_key_arn] if project.kms_key_arn else []))
+            "/aws/sagemaker/", "scalable-target/", project.state_machine,  # case kept: Step Functions ARNs
+            *([project.kms_key_arn] if project.kms_key_arn else []))
 
 
-@pytest.mark.parametrize("project", PROJECTS, ids=lambda p: p.name)
+@pytest.mark.parametrize("project", PROJECTS, ids=lambda p: p.name + ("" if p.build_stage == "jobs" else
+                                                                      f"-{p.build_stage}"))
 def test_every_generated_policy_is_least_privilege(project):
     roles = project_roles(project)
     assert {r.name for r in roles} == {project.role_name(k) for k in SERVICES}
@@ -115,3 +119,29 @@ def test_trust_policies_name_one_service_each():
     for role in project_roles(PROJECTS[0]):
         assert trust_policy(role.service)["Statement"][0]["Principal"] == {"Service": role.service}
         assert role.service.endswith(".amazonaws.com")
+
+
+@pytest.mark.parametrize("project", PROJECTS[2:], ids=lambda p: p.name)
+def test_with_the_workflow_stage_codebuild_may_only_run_and_watch_the_project_state_machine(project):
+    jobs, workflow = ({r.name: r.policy for r in project_roles(p)} for p in (project.with_settings(build_stage="jobs"),
+                                                                            project))
+    codebuild = project.role_name("codebuild")
+    added = [s for s in workflow[codebuild]["Statement"] if s not in jobs[codebuild]["Statement"]]
+    machine = f"arn:aws:states:{project.region}:{project.account_id}:stateMachine:{project.model}-ml-workflow"
+    execution = f"arn:aws:states:{project.region}:{project.account_id}:execution:{project.model}-ml-workflow:*"
+    assert [(s["Action"], s["Resource"]) for s in added] == [
+        (["states:DescribeStateMachine", "states:StartExecution"], [machine]),
+        (["states:DescribeExecution", "states:GetExecutionHistory"], [execution])]
+    assert {name: policy for name, policy in workflow.items() if name != codebuild} == {
+        name: policy for name, policy in jobs.items() if name != codebuild}
+    assert "states:" not in json.dumps(jobs[codebuild])
+
+
+@pytest.mark.parametrize("project", PROJECTS[:2], ids=lambda p: p.name)
+def test_the_step_functions_role_policy_is_the_workflows_own(project):
+    """One source of truth: the policy bootstrap gives the role is ``workflow_role_policy``'s."""
+    [role] = [r for r in project_roles(project) if r.name == project.role_name("stepfunctions")]
+    assert role.policy == workflow_role_policy(
+        bucket=project.bucket, model=project.model, sagemaker_role_arn=project.role_arn("sagemaker"),
+        region=project.region, account=project.account_id, partition=project.partition,
+        model_package_group=project.model_package_group, kms_key_arn=project.kms_key_arn)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -22,6 +23,7 @@ from mlops_core.aws import Clients, resolve
 from mlops_core.config import Config
 from mlops_core.ensure import Ensured
 from mlops_core.gate import GateResult
+from mlops_core.iam import Scope, stepfunctions_policy
 from mlops_core.logs import get_logger
 from mlops_core.naming import resource_name
 from mlops_core.polling import DEFAULT_POLICY, WaitPolicy
@@ -240,15 +242,16 @@ def workflow_input(cfg: Config) -> dict:
 
 
 def ensure_ml_workflow(model: str, sagemaker_role_arn: str, workflow_role_arn: str | None, *,
-                       compare_with_approved: bool = False, clients: Clients | None = None) -> Ensured:
+                       compare_with_approved: bool = False, tags: Mapping[str, str] | None = None,
+                       dry_run: bool = False, clients: Clients | None = None) -> Ensured:
     """Create or update the state machine ``{model}-ml-workflow`` (for bootstrap and run_workflow).
 
     ``workflow_role_arn`` is the role Step Functions assumes (policy: ``workflow_role_policy``); None
-    keeps the role of an existing state machine.
+    keeps the role of an existing state machine. ``tags`` are added on creation; ``dry_run`` only plans.
     """
     asl = definition(sagemaker_role_arn, compare_with_approved=compare_with_approved)
     return ensure_state_machine(state_machine_name(model), asl, workflow_role_arn, clients=clients,
-                                tags={"model": model})
+                                tags={"model": model, **(tags or {})}, dry_run=dry_run)
 
 
 def run_release(cfg: Config, *, workflow_role_arn: str | None = None, compare_with_approved: bool = False,
@@ -283,24 +286,11 @@ def gate_result(output: dict) -> GateResult:
 
 
 def workflow_role_policy(*, bucket: str, model: str, sagemaker_role_arn: str, region: str, account: str,
-                         partition: str = "aws") -> dict:
-    """The IAM policy the state machine's role needs (least privilege; trust ``states.amazonaws.com``)."""
-    arn = f"arn:{partition}:%s:{region}:{account}:%s"
-    return {"Version": "2012-10-17", "Statement": [
-        {"Sid": "SageMakerJobs", "Effect": "Allow",
-         "Action": ["sagemaker:CreateProcessingJob", "sagemaker:DescribeProcessingJob",
-                    "sagemaker:StopProcessingJob", "sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob",
-                    "sagemaker:StopTrainingJob", "sagemaker:AddTags"],
-         "Resource": [arn % ("sagemaker", f"processing-job/{model.lower()}-*"),
-                      arn % ("sagemaker", f"training-job/{model.lower()}-*")]},
-        {"Sid": "Registry", "Effect": "Allow", "Action": ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage"],
-         "Resource": [arn % ("sagemaker", "model-package-group/*"), arn % ("sagemaker", "model-package/*")]},
-        {"Sid": "ListVersions", "Effect": "Allow", "Action": "sagemaker:ListModelPackages", "Resource": "*"},
-        {"Sid": "SyncRules", "Effect": "Allow", "Action": ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
-         "Resource": [arn % ("events", "rule/StepFunctionsGetEventsForSageMakerTrainingJobsRule"),
-                      arn % ("events", "rule/StepFunctionsGetEventsForSageMakerProcessingJobsRule")]},
-        {"Sid": "PassSageMakerRole", "Effect": "Allow", "Action": "iam:PassRole", "Resource": sagemaker_role_arn,
-         "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}},
-        {"Sid": "ReadEvaluation", "Effect": "Allow", "Action": "s3:GetObject",
-         "Resource": f"arn:{partition}:s3:::{bucket}/{model}/*"},
-    ]}
+                         partition: str = "aws", model_package_group: str | None = None,
+                         kms_key_arn: str | None = None) -> dict:
+    """The IAM policy the state machine's role needs (least privilege; trust ``states.amazonaws.com``).
+
+    The same policy bootstrap gives a project's Step Functions role (``mlops_core.iam.stepfunctions_policy``).
+    """
+    return stepfunctions_policy(Scope(partition, region, account, bucket, model, model_package_group or model,
+                                      sagemaker_role_arn, kms_key_arn))
