@@ -34,6 +34,17 @@ def aws():
 
 
 @pytest.fixture
+def stubbed():
+    """A Stubber-wrapped SageMaker client inside Clients: (clients, stubber); all responses must be used."""
+    from botocore.stub import Stubber
+
+    client = boto3.client("sagemaker", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(client) as stubber:
+        yield Clients(region="eu-west-1", sagemaker=client), stubber
+        stubber.assert_no_pending_responses()
+
+
+@pytest.fixture
 def recorder(aws):
     """Records the API calls of the ``aws`` fixture's clients (create clients after requesting this)."""
     return CallRecorder(aws.session)

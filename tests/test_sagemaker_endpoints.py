@@ -1,8 +1,5 @@
-import boto3
 import pytest
-from botocore.stub import Stubber
 
-from mlops_core.aws import Clients
 from mlops_core.ensure import Action
 from mlops_core.errors import DeploymentRolledBack, ResourceFailed
 from mlops_core.sagemaker.endpoints import (
@@ -126,14 +123,6 @@ def test_blue_green_deployment_config():
 
 
 # Stubber: endpoint status sequences moto cannot produce (moto has no UpdateEndpoint, no failures)
-
-@pytest.fixture
-def stubbed():
-    client = boto3.client("sagemaker", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
-    with Stubber(client) as stubber:
-        yield Clients(region="eu-west-1", sagemaker=client), stubber
-        stubber.assert_no_pending_responses()
-
 
 def endpoint(status, config, reason=None):
     description = {"EndpointName": ENDPOINT, "EndpointArn": f"arn:aws:sagemaker:eu-west-1:1:endpoint/{ENDPOINT}",

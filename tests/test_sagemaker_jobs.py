@@ -32,14 +32,6 @@ def train_spec(**kwargs):
     return RELEASE.train_spec(IMAGE_URI, ROLE_ARN, hyperparameters={"epochs": 5, "batch_size": 32}, **kwargs)
 
 
-@pytest.fixture
-def stubbed():
-    client = boto3.client("sagemaker", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
-    with Stubber(client) as stubber:
-        yield Clients(region="eu-west-1", sagemaker=client), stubber
-        stubber.assert_no_pending_responses()
-
-
 def describe(stubber, name, status, secondary="Training", reason=None):
     stubber.add_response("describe_training_job", training_job(name, status, secondary, reason),
                          {"TrainingJobName": name})
