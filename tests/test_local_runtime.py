@@ -158,17 +158,9 @@ def test_stopping_a_running_job(local):
 
 
 def put_model(clients: Clients, name: str, broken: bool = False) -> None:
-    archive = Path(clients.sagemaker._state.root).parent / f"{name}.tar.gz"
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    folder = archive.with_suffix("")
-    folder.mkdir(exist_ok=True)
-    (folder / ("BROKEN" if broken else "weights.txt")).write_text("w")
-    with tarfile.open(archive, "w:gz") as tar:
-        for path in folder.iterdir():
-            tar.add(path, arcname=path.name)
-    clients.s3.upload_file(str(archive), BUCKET, f"models/{name}.tar.gz")
+    model_data = upload_model_archive(clients, name, broken)
     clients.sagemaker.create_model(ModelName=name, ExecutionRoleArn=ROLE_ARN, PrimaryContainer={
-        "Image": IMAGE_URI, "ModelDataUrl": f"s3://{BUCKET}/models/{name}.tar.gz"})
+        "Image": IMAGE_URI, "ModelDataUrl": model_data})
     clients.sagemaker.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
         "VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}],
         DataCaptureConfig={"EnableCapture": True, "InitialSamplingPercentage": 100,
@@ -234,3 +226,32 @@ def test_creating_an_endpoint_on_a_broken_model_fails(local):
     local.sagemaker.create_endpoint(EndpointName="abalone-b", EndpointConfigName="abalone-broken")
     with pytest.raises(Exception, match="did not pass the ping health check"):
         wait_endpoint(local, "abalone-b")
+
+
+def upload_model_archive(clients: Clients, name: str, broken: bool = False) -> str:
+    """A model.tar.gz the fake container serves (or, with ``broken``, refuses to serve); its S3 URI."""
+    folder = Path(clients.sagemaker._state.root).parent / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / ("BROKEN" if broken else "weights.txt")).write_text("w")
+    archive = folder.with_suffix(".tar.gz")
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in folder.iterdir():
+            tar.add(path, arcname=path.name)
+    clients.s3.upload_file(str(archive), BUCKET, f"models/{name}.tar.gz")
+    return f"s3://{BUCKET}/models/{name}.tar.gz"
+
+
+def test_library_deploy_of_a_broken_model_raises_rolled_back_and_the_old_model_keeps_serving(local):
+    from mlops_core.errors import DeploymentRolledBack
+    from mlops_core.sagemaker.endpoints import deploy_model
+
+    good = upload_model_archive(local, "good")
+    broken = upload_model_archive(local, "broken", broken=True)
+    first = deploy_model("abalone-lib", IMAGE_URI, good, ROLE_ARN, clients=local, policy=FAST)
+    with pytest.raises(DeploymentRolledBack) as info:
+        deploy_model("abalone-lib", IMAGE_URI, broken, ROLE_ARN, clients=local, policy=FAST)
+    assert info.value.running_config == first.config.name
+    assert "ping health check" in str(info.value)
+    answer = local.sagemaker_runtime.invoke_endpoint(EndpointName="abalone-lib", Body="M,1,1,1,1,1,1,1",
+                                                     ContentType="text/csv")
+    assert answer["Body"].read() == b"9.5"
