@@ -131,8 +131,16 @@ def test_the_local_release_runs_end_to_end_and_a_kept_project_releases_again(tmp
     assert endpoints["name"] == "abalone"
     assert not list((tmp_path / "state" / "runtime" / "endpoints").glob("*.json")), "the endpoint must be deleted"
 
-    again = run_release(demo_args(tmp_path, "--state", str(tmp_path / "state")), echo=lines.append)
+    again = run_release(demo_args(tmp_path, "--state", str(tmp_path / "state"), "--survey-rows", "60"),
+                        echo=lines.append)
     assert again["ok"], "\n".join(lines)
-    second = again["releases"][0]
+    second, retrained = again["releases"]
     assert second["execution_id"] != first["execution_id"]
     assert second["registered_version"]["version"] == 2, "the kept project's registry must carry over"
+    # continuous training: the survey file's good rows merged, its 2 bad rows quarantined, a release started
+    ingest = again["continuous_training"]
+    assert ingest["dataset_version"] == 1 and ingest["rows"] == 460
+    assert [(f["added"], f["rejected"]) for f in ingest["files"]] == [(60, 2)]
+    assert retrained["execution_id"] == ingest["release"] and retrained["rows"]["rows"] == 460
+    assert "latest approved" in retrained["gate"], "the retrained release is compared with the previous one"
+    assert retrained["outcome"] in ("deployed", "rejected")
