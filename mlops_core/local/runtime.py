@@ -30,6 +30,7 @@ from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 
 from mlops_core.logs import get_logger
+from mlops_core.s3 import parse_s3_uri
 
 LOCAL_RUNTIME_ENV = "MLOPS_LOCAL_RUNTIME"
 CONTAINER_ENV = "MLOPS_LOCAL_CONTAINER"
@@ -327,8 +328,6 @@ class LocalSageMakerRuntime:
                  "eventMetadata": {"eventId": str(uuid.uuid4()),
                                    "inferenceTime": when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"},
                  "eventVersion": "0"}
-        from mlops_core.s3 import parse_s3_uri
-
         bucket, prefix = parse_s3_uri(config["DestinationS3Uri"])
         key = "/".join(p for p in (prefix.strip("/"), endpoint, variant, when.strftime("%Y/%m/%d/%H"),
                                    f"{when.strftime('%M-%S-%f')[:-3]}-{uuid.uuid4()}.jsonl") if p)
