@@ -2,8 +2,8 @@
 
 Reads ``processing/input/model/model.tar.gz`` and every file under ``processing/input/testing/``;
 writes ``processing/output/evaluation/evaluation.json`` in SageMaker's model-quality format (rmse, mse,
-mae, r2; each value with its bootstrap standard deviation) and ``predictions.csv`` (``prediction,label``,
-usable as a Model Monitor baseline).
+mae, r2; each value with its bootstrap standard deviation), ``predictions.csv`` (``prediction,label``,
+usable as a Model Monitor baseline) and ``prediction-vs-actual.png``.
 """
 
 from __future__ import annotations
@@ -49,6 +49,23 @@ def extract_model(archive: Path, destination: Path) -> Path:
     return destination
 
 
+def plot(predicted: np.ndarray, actual: np.ndarray, rmse: float, path: Path) -> None:
+    """A predicted-vs-actual scatter with the identity line, as PNG (matplotlib, no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(figsize=(5, 5), dpi=100)
+    low, high = float(min(actual.min(), predicted.min())), float(max(actual.max(), predicted.max()))
+    axes.scatter(actual, predicted, s=6, alpha=0.4)
+    axes.plot([low, high], [low, high], color="black", linewidth=1)
+    axes.set(xlabel="actual rings", ylabel="predicted rings", title=f"{len(actual)} test rows, RMSE {rmse:.3f}")
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    pyplot.close(figure)
+
+
 def run() -> dict:
     """The evaluate mode; returns the evaluation document it writes."""
     folder = paths.processing_input("testing")
@@ -65,5 +82,6 @@ def run() -> dict:
     write_csv(output / "predictions.csv", zip(np.round(predicted, 4).tolist(), actual.tolist(), strict=True),
               header=("prediction", "label"))
     (output / "evaluation.json").write_text(json.dumps(document, indent=1) + "\n")
+    plot(predicted, actual, document["regression_metrics"]["rmse"]["value"], output / "prediction-vs-actual.png")
     print(f"rmse={document['regression_metrics']['rmse']['value']:.4f} on {len(rows)} rows", flush=True)
     return document

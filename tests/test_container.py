@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import struct
 import subprocess
 import sys
 import tarfile
@@ -150,7 +151,7 @@ def test_preparation_is_fitted_on_the_given_rows_only():
 
 def test_serving_modules_do_not_import_tensorflow():
     code = ("import sys, model_container.app, model_container.serve, model_container.evaluate; "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras', 'sklearn'}))")
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras', 'sklearn', 'matplotlib'}))")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
 
 
@@ -195,6 +196,8 @@ def test_preprocess_train_evaluate_end_to_end(trained):
     assert metrics["rmse"]["value"] < 2.0 and metrics["r2"]["value"] > 0.5  # learned the synthetic relation
     predictions = list(csv.DictReader((root / "processing/output/evaluation/predictions.csv").open()))
     assert len(predictions) == 60 and set(predictions[0]) == {"prediction", "label"}
+    png = (root / "processing/output/evaluation/prediction-vs-actual.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", png[16:24]) == (500, 500)
     # evaluate scored with the numpy predictor: the same numbers serving computes
     testing = [parse_row(line.split(","), 1) for line in (root / "processing/input/testing/testing.csv").read_text().split()]
     np.testing.assert_allclose(Predictor.load(model).predict(testing)[:5],
