@@ -18,22 +18,50 @@ from model_container.schema import NUMERIC_FEATURES, SEXES
 
 SPEC_FILE = "predictor.json"
 WEIGHTS_FILE = "predictor.npz"
-ACTIVATIONS = {"relu": lambda x: np.maximum(x, 0.0), "linear": lambda x: x, "exponential": np.exp}
+ACTIVATIONS = {"relu": lambda x: np.maximum(x, 0.0), "linear": lambda x: x}
+
+
+PREPARATION_VERSION = 2
+EPSILON = 1e-3  # keeps the logs and ratios of zero weights finite
 
 
 def fit_preparation(rows: Sequence[tuple]) -> dict:
-    """One-hot sex plus log1p and standardisation of the measurements, fitted on ``rows`` only."""
-    numeric = np.log1p(_measurements(rows))
-    std = numeric.std(axis=0)
-    return {"sexes": list(SEXES), "numeric": list(NUMERIC_FEATURES), "transform": "log1p",
-            "mean": numeric.mean(axis=0).tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
+    """Clip bounds, means and standard deviations of the engineered features, fitted on ``rows`` only."""
+    features = _engineered(rows)
+    std = features.std(axis=0)
+    return {"version": PREPARATION_VERSION, "sexes": list(SEXES), "numeric": list(NUMERIC_FEATURES),
+            "low": features.min(axis=0).tolist(), "high": features.max(axis=0).tolist(),
+            "mean": features.mean(axis=0).tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
 
 
 def prepare(preparation: dict, rows: Sequence[tuple]) -> np.ndarray:
-    """The network input for parsed rows (label, if present, ignored): float32 (n, sexes + measurements)."""
-    sexes = np.array([row[0] for row in rows], dtype=object).reshape(-1, 1) == np.array(preparation["sexes"])
-    numeric = (np.log1p(_measurements(rows)) - preparation["mean"]) / preparation["std"]
-    return np.hstack([sexes, numeric]).astype(np.float32)
+    """The network input for parsed rows (label, if present, ignored): one-hot sex, then the engineered
+    features clipped to the range seen in training (a measurement far outside it cannot send the
+    prediction anywhere) and standardised. float32 (n, 3 + 25)."""
+    if preparation.get("version") != PREPARATION_VERSION:
+        raise ValueError(f"the model's feature preparation is version {preparation.get('version', 1)}; this "
+                         f"container reads version {PREPARATION_VERSION}: retrain the model with this image")
+    features = np.clip(_engineered(rows), preparation["low"], preparation["high"])
+    return np.hstack([_one_hot(rows), (features - preparation["mean"]) / preparation["std"]]).astype(np.float32)
+
+
+def _engineered(rows: Sequence[tuple]) -> np.ndarray:
+    """Per row: log1p of the 7 measurements, log of the 4 weights, shucked / viscera / shell weight as
+    fractions of the whole weight, log1p of a volume proxy, and the row-wise L2-normalised one-hot sex plus
+    measurements (the reference recipe's only input): 25 columns."""
+    measurements = _measurements(rows)
+    length, diameter, height, whole, shucked, viscera, shell = measurements.T
+    raw = np.hstack([_one_hot(rows), measurements])
+    with np.errstate(over="ignore"):  # measurements near float max: inf is clipped to the training range
+        return np.column_stack([
+            np.log1p(measurements), np.log(measurements[:, 3:] + EPSILON),
+            np.column_stack([shucked, viscera, shell]) / (whole + EPSILON)[:, None],
+            np.log1p(100 * length * diameter * height),
+            raw / np.linalg.norm(raw, axis=1, keepdims=True)])
+
+
+def _one_hot(rows: Sequence[tuple]) -> np.ndarray:
+    return (np.array([row[0] for row in rows], dtype=object).reshape(-1, 1) == np.array(SEXES)).astype(np.float64)
 
 
 def labels(rows: Sequence[tuple]) -> np.ndarray:
@@ -75,15 +103,12 @@ class Predictor:
         np.savez(model_dir / WEIGHTS_FILE, **self.weights)
 
     def predict(self, rows: Sequence[tuple]) -> np.ndarray:
-        """Predicted rings, float64 (n,); non-finite for inputs far outside anything seen in training."""
-        features = prepare(self.spec["preparation"], rows)
-        with np.errstate(all="ignore"):
-            outputs = []
-            for network in self.networks:
-                x = features
-                for kernel, bias, activation in network:
-                    x = activation(x @ kernel + bias)
-                outputs.append(x[:, 0])
-            scaled = np.mean(outputs, axis=0, dtype=np.float64)
-            target = self.spec["target"]
-            return scaled * target["std"] + target["mean"]
+        """Predicted rings, float64 (n,); finite for any valid rows, since the features are clipped."""
+        features, outputs = prepare(self.spec["preparation"], rows), []
+        for network in self.networks:
+            x = features
+            for kernel, bias, activation in network:
+                x = activation(x @ kernel + bias)
+            outputs.append(x[:, 0])
+        target = self.spec["target"]
+        return np.mean(outputs, axis=0, dtype=np.float64) * target["std"] + target["mean"]

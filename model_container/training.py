@@ -2,10 +2,10 @@
 
 Reads ``input/data/training/{training,validation}.csv`` and ``input/config/hyperparameters.json``
 (SageMaker passes strings; see ``DEFAULTS``). The feature preparation is fitted on the training split
-only. Each of ``networks`` dense networks (hidden ``hidden_units``, relu, one linear output on the
-standardised target; adam, mse) trains with early stopping on the validation split and keeps its best
-weights (the learning rate halves after ``patience // 3`` epochs without progress); predictions are
-their mean. ``model/`` receives ``network-{i}.keras`` (the Keras models) and
+only. Each of ``networks`` dense networks (hidden ``hidden_units``, relu, L2 weight decay ``l2``, one
+linear output on the standardised target; adam, mse) trains with early stopping on the validation split
+and keeps its best weights (the learning rate halves after ``patience // 3`` epochs without progress);
+predictions are their mean. ``model/`` receives ``network-{i}.keras`` (the Keras models) and
 ``predictor.json`` / ``predictor.npz`` (preparation and weights for serving), plus ``training.json``
 (hyperparameters, epochs run, validation RMSE, times).
 """
@@ -24,9 +24,10 @@ from model_container.predictor import Predictor, fit_preparation, labels, prepar
 
 DEFAULTS: dict[str, object] = {
     "epochs": 300,  # at most; early stopping usually ends far sooner
-    "batch_size": 128,
+    "batch_size": 64,
     "learning_rate": 0.003,
     "patience": 30,
+    "l2": 0.0001,  # weight decay on the hidden layers' kernels
     "hidden_units": "64,64",
     "networks": 3,
     "seed": 42,
@@ -46,8 +47,8 @@ def hyperparameters(raw: dict) -> dict:
             raise ValueError(f"hyperparameter {name}={value!r} is not a {type(DEFAULTS[name]).__name__}") from None
     units = hidden_units(params)
     if min(params["epochs"], params["batch_size"], params["patience"], params["networks"], *units) < 1 \
-            or params["learning_rate"] <= 0:
-        raise ValueError(f"hyperparameters must be positive: {params}")
+            or params["learning_rate"] <= 0 or params["l2"] < 0:
+        raise ValueError(f"hyperparameters must be positive (l2 may be 0): {params}")
     return params
 
 
@@ -89,8 +90,9 @@ def fit(training: Sequence[tuple], validation: Sequence[tuple], params: dict) ->
     models, epochs = [], []
     for member in range(params["networks"]):
         keras.utils.set_random_seed(params["seed"] + member)
+        decay = keras.regularizers.l2(params["l2"]) if params["l2"] else None
         model = keras.Sequential([keras.Input((x_train.shape[1],)),
-                                  *(keras.layers.Dense(n, activation="relu") for n in units),
+                                  *(keras.layers.Dense(n, activation="relu", kernel_regularizer=decay) for n in units),
                                   keras.layers.Dense(1)])
         model.compile(optimizer=keras.optimizers.Adam(params["learning_rate"]), loss="mse", steps_per_execution=16)
         history = model.fit(x_train, scaled(y_train), validation_data=(x_validation, scaled(labels(validation))),

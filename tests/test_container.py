@@ -143,10 +143,26 @@ def test_preparation_is_fitted_on_the_given_rows_only():
     rows = [parse_row(r, 1) for r in synthetic_rows(50)]
     preparation = fit_preparation(rows)
     features = prepare(preparation, rows)
-    assert features.shape == (50, 10)
+    assert features.shape == (50, 28)
     np.testing.assert_allclose(features[:, 3:].mean(axis=0), 0, atol=1e-5)
     np.testing.assert_allclose(features[:, 3:].std(axis=0), 1, atol=1e-4)
     assert features[:, :3].sum(axis=1).tolist() == [1.0] * 50
+
+
+def test_preparation_clips_measurements_far_outside_training():
+    rows = [parse_row(r, 1) for r in synthetic_rows(50)]
+    preparation = fit_preparation(rows)
+    extremes = [("M", *[1e300] * 7), ("F", *[0.0] * 7), ("I", 1e300, 0.0, 1e300, 0.0, 1e300, 0.0, 1e300)]
+    features = prepare(preparation, extremes)
+    inside = prepare(preparation, rows)
+    assert np.isfinite(features).all()
+    assert (features >= inside.min(axis=0) - 1e-5).all() and (features <= inside.max(axis=0) + 1e-5).all()
+
+
+def test_preparation_of_another_version_is_refused():
+    rows = [parse_row(r, 1) for r in synthetic_rows(5)]
+    with pytest.raises(ValueError, match="version 1; this container reads version 2: retrain"):
+        prepare({k: v for k, v in fit_preparation(rows).items() if k != "version"}, rows)
 
 
 def test_serving_modules_do_not_import_tensorflow():

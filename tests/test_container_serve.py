@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import math
 import os
 import signal
 import socket
@@ -19,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from model_container.predictor import Predictor, fit_preparation
+from model_container.predictor import Predictor, fit_preparation, prepare
 from model_container.schema import FEATURES, parse_row
 from model_container.serve import MAX_BODY_BYTES
 from tests.test_container import APP, synthetic_rows
@@ -92,9 +93,9 @@ def numpy_model(model_dir: Path) -> Predictor:
     """A small random network with a real fitted preparation: a served model without TensorFlow."""
     rng = np.random.default_rng(0)
     rows = [parse_row(r, 1) for r in synthetic_rows(100)]
-    spec = {"preparation": fit_preparation(rows), "target": {"mean": 10.0, "std": 3.0},
-            "activations": ["relu", "relu", "linear"]}
-    shapes = [(10, 16), (16,), (16, 8), (8,), (8, 1), (1,)]
+    preparation = fit_preparation(rows)
+    spec = {"preparation": preparation, "target": {"mean": 10.0, "std": 3.0}, "activations": ["relu", "relu", "linear"]}
+    shapes = [(prepare(preparation, rows[:1]).shape[1], 16), (16,), (16, 8), (8,), (8, 1), (1,)]
     predictor = Predictor.from_networks(spec, [[rng.normal(0, 0.3, shape) for shape in shapes] for _ in range(2)])
     model_dir.mkdir(parents=True)
     predictor.save(model_dir)
@@ -126,6 +127,12 @@ def test_csv_in_csv_out_with_header_and_blank_lines(server, model):
     status, content_type, body = server.invoke(",".join(FEATURES) + "\n" + "\n".join(lines) + "\n\n")
     assert (status, content_type) == (200, "text/csv")
     np.testing.assert_allclose([float(v) for v in body.decode().split()], expected(model[1], lines), atol=1e-4)
+
+
+def test_measurements_far_outside_training_get_a_finite_prediction(server):
+    lines = ["M," + ",".join(["1e300"] * 7), "F," + ",".join(["0"] * 7)]
+    status, _, body = server.invoke("\n".join(lines))
+    assert status == 200 and all(math.isfinite(float(v)) for v in body.decode().split())
 
 
 @pytest.mark.parametrize("document", [
