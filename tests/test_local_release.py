@@ -125,7 +125,9 @@ def test_the_local_release_runs_end_to_end_and_a_kept_project_releases_again(tmp
     assert all(p["prediction"]["predictions"][0]["age"] == pytest.approx(p["prediction"]["predictions"][0]["rings"] + 1.5)
                for p in summary["predictions"])
     assert (tmp_path / "out" / "summary.json").exists()
-    assert (tmp_path / "out" / "evaluation" / first["execution_id"] / "evaluation.json").exists()
+    evaluation = tmp_path / "out" / "evaluation" / first["execution_id"]
+    assert {p.name for p in evaluation.iterdir()} == {"evaluation.json", "predictions.csv", "prediction-vs-actual.png"}
+    assert f"evaluation outputs (evaluation.json, prediction-vs-actual.png, predictions.csv) in {evaluation}" in lines
     assert "RELEASE OK" in lines
     endpoints = json.loads((tmp_path / "out" / "summary.json").read_text())["endpoint"]
     assert endpoints["name"] == "abalone"

@@ -262,7 +262,9 @@ def run_release_stages(project: Project, execution_id: str, overrides: dict[str,
     facts["rows"] = read_report(project.bucket, f"{prefix}/preprocess/report/summary.json", clients)
     evaluation = read_report(project.bucket, f"{prefix}/evaluation/evaluation.json", clients)
     facts["rmse"] = evaluation.get("regression_metrics", {}).get("rmse", {}).get("value")
-    save_outputs(project.bucket, f"{prefix}/evaluation/", out / "evaluation" / execution_id, clients)
+    saved = save_outputs(project.bucket, f"{prefix}/evaluation/", out / "evaluation" / execution_id, clients)
+    if saved:
+        echo(f"evaluation outputs ({', '.join(sorted(path.name for path in saved))}) in {saved[0].parent}")
     if not succeeded:
         return "rejected" if (facts["gate"] or "").endswith("FAIL") else "failed"
     evaluation_summary = summary["stages"][-1]["exported"].get("EVALUATION_SUMMARY", "")
@@ -332,11 +334,14 @@ def run_and_record(project: Project, stage: str, execution_id: str, overrides: d
     return result.exit_code == 0
 
 
-def save_outputs(bucket: str, prefix: str, target: Path, clients: Clients) -> None:
+def save_outputs(bucket: str, prefix: str, target: Path, clients: Clients) -> list[Path]:
+    """Download every object under ``prefix`` into ``target``; returns the local files."""
+    saved = []
     for item in clients.s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []):
-        path = target / item["Key"][len(prefix):]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        clients.s3.download_file(bucket, item["Key"], str(path))
+        saved.append(target / item["Key"][len(prefix):])
+        saved[-1].parent.mkdir(parents=True, exist_ok=True)
+        clients.s3.download_file(bucket, item["Key"], str(saved[-1]))
+    return saved
 
 
 def serve_until_interrupted(state_dir: Path, endpoint: str, echo: Callable[[str], None]) -> None:
