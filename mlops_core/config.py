@@ -80,7 +80,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("THRESHOLD", _positive(float), "a positive number, e.g. 2.1",
             "maximum RMSE a model may have to pass the quality gate"),
     Setting("EPOCHS", _positive(int), "a positive whole number, e.g. 100", "training epochs"),
-    Setting("BATCH_SIZE", _positive(int), "a positive whole number, e.g. 32", "training batch size"),
+    Setting("BATCH_SIZE", _positive(int), "a positive whole number, e.g. 64", "training batch size"),
     Setting("AWS_REGION", _matching(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}"), "an AWS region like eu-west-1",
             "AWS region"),
     Setting("MODEL_PACKAGE_GROUP", _matching(r"[a-zA-Z0-9](?:-*[a-zA-Z0-9]){0,62}"),
@@ -108,7 +108,7 @@ class Config:
     execution_id: str | None = None
     threshold: float = 2.1
     epochs: int = 100
-    batch_size: int = 32
+    batch_size: int = 64  # the container's tuned default (model_container/training.py)
     aws_region: str | None = None
     model_package_group: str | None = None
     endpoint_name: str | None = None

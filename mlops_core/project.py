@@ -49,7 +49,7 @@ class Project:
     keep_images: int = 10
     threshold: float = 2.1
     epochs: int = 100
-    batch_size: int = 32
+    batch_size: int = 64  # the container's tuned default (model_container/training.py)
     code_branch: str = "main"
     model_branch: str = "model"
     data_trigger_key: str | None = None

@@ -79,7 +79,7 @@ def test_steps_run_and_a_second_run_starts_no_new_job(env, tmp_path):
 
     assert run("bin/build.py", "train", env=env).returncode == 0
     training = backend().training_jobs["abalone-Train-e1"]
-    assert training.hyper_parameters == {"epochs": "3", "batch_size": "32"}
+    assert training.hyper_parameters == {"epochs": "3", "batch_size": "64"}
     assert run("bin/build.py", "train", env=env).returncode == 0
     assert backend().training_jobs["abalone-Train-e1"] is training
 

@@ -84,7 +84,7 @@ def test_the_workflow_buildspec_runs_the_state_machine_and_exports_the_summary()
         "python bin/run_workflow.py --summary-file evaluation-summary.txt",
         'export EVALUATION_SUMMARY="$(cat evaluation-summary.txt)"']
     assert spec["env"]["exported-variables"] == ["EVALUATION_SUMMARY"]
-    assert spec["env"]["variables"] == {"PROJECT_NAME": "abalone", "EPOCHS": "5", "BATCH_SIZE": "32",
+    assert spec["env"]["variables"] == {"PROJECT_NAME": "abalone", "EPOCHS": "5", "BATCH_SIZE": "64",
                                         "THRESHOLD": "1.9"}
     assert spec["env"]["parameter-store"] == buildspec(p, "Evaluate")["env"]["parameter-store"]
     assert action_environment(p, "Workflow")["EXECUTION_ID"].source == "pipeline"

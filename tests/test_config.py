@@ -87,7 +87,7 @@ def test_all_problems_reported_together():
 
 def test_defaults_when_optional_values_absent():
     config = load_config(env={})
-    assert (config.threshold, config.epochs, config.batch_size, config.model_name) == (2.1, 100, 32, None)
+    assert (config.threshold, config.epochs, config.batch_size, config.model_name) == (2.1, 100, 64, None)
 
 
 def test_aws_default_region_is_accepted():
