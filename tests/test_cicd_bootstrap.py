@@ -129,7 +129,7 @@ def test_a_setting_every_build_uses_plans_an_update_of_each_project(aws, recorde
     assert recorder.mutating == []
 
 
-@pytest.mark.parametrize(("settings", "tasks"), [({"epochs": 5}, ["Train"]), ({"batch_size": 64}, ["Train"]),
+@pytest.mark.parametrize(("settings", "tasks"), [({"epochs": 5}, ["Train"]), ({"batch_size": 16}, ["Train"]),
                                                  ({"threshold": 1.9}, ["Evaluate", "Deploy"])])
 def test_a_build_setting_updates_only_the_projects_that_use_it(aws, recorder, settings, tasks):
     bootstrap(project(), clients=aws)
