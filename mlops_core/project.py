@@ -20,6 +20,7 @@ from mlops_core import codebuild, codecommit, codepipeline, ecr, iam, s3, ssm, s
 from mlops_core.aws import Clients, partition_of, resolve
 from mlops_core.codebuild import ALL_TASKS, BUILD_STAGES, TASKS_OF
 from mlops_core.codebuild import TASKS as TASKS  # the default build stage's tasks, re-exported
+from mlops_core.config import DEFAULTS as CONFIG_DEFAULTS
 from mlops_core.config import add_config_arguments, config_from_args
 from mlops_core.ensure import Action, Ensured
 from mlops_core.logs import get_logger
@@ -47,9 +48,9 @@ class Project:
     pipeline_name: str | None = None
     kms_key_arn: str | None = None
     keep_images: int = 10
-    threshold: float = 2.1
-    epochs: int = 100
-    batch_size: int = 64  # the container's tuned default (model_container/training.py)
+    threshold: float = CONFIG_DEFAULTS["threshold"]
+    epochs: int = CONFIG_DEFAULTS["epochs"]
+    batch_size: int = CONFIG_DEFAULTS["batch_size"]
     code_branch: str = "main"
     model_branch: str = "model"
     data_trigger_key: str | None = None

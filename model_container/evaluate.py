@@ -82,6 +82,7 @@ def run() -> dict:
     write_csv(output / "predictions.csv", zip(np.round(predicted, 4).tolist(), actual.tolist(), strict=True),
               header=("prediction", "label"))
     (output / "evaluation.json").write_text(json.dumps(document, indent=1) + "\n")
-    plot(predicted, actual, document["regression_metrics"]["rmse"]["value"], output / "prediction-vs-actual.png")
-    print(f"rmse={document['regression_metrics']['rmse']['value']:.4f} on {len(rows)} rows", flush=True)
+    rmse = document["regression_metrics"]["rmse"]["value"]
+    plot(predicted, actual, rmse, output / "prediction-vs-actual.png")
+    print(f"rmse={rmse:.4f} on {len(rows)} rows", flush=True)
     return document
