@@ -29,8 +29,8 @@ def fit_preparation(rows: Sequence[tuple]) -> dict:
     """Clip bounds, means and standard deviations of the engineered features, fitted on ``rows`` only."""
     features = _engineered(rows)
     std = features.std(axis=0)
-    return {"version": PREPARATION_VERSION, "low": features.min(axis=0).tolist(),
-            "high": features.max(axis=0).tolist(), "mean": features.mean(axis=0).tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
+    return {"version": PREPARATION_VERSION, "low": features.min(axis=0).tolist(), "high": features.max(axis=0).tolist(),
+            "mean": features.mean(axis=0).tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
 
 
 def prepare(preparation: dict, rows: Sequence[tuple]) -> np.ndarray:
