@@ -13,9 +13,9 @@ import argparse
 import sys
 import tempfile
 
-from mlops_core.local.release import parser as demo_parser
-from mlops_core.local.release import run_release
 from mlops_core.logs import configure_logging
+from workflows.local_release import parser as demo_parser
+from workflows.local_release import run_release
 
 RELEASE_GOAL_S = 180.0
 

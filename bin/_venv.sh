@@ -22,7 +22,7 @@ ensure_venv() {
   fi
   stamp=".venv/.installed-$(cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)-${extras//,/-}"
   if [ ! -f "$stamp" ]; then
-    echo "installing mlops-core[$extras] into .venv (first run takes a few minutes)" >&2
+    echo "installing mlops-core-aws[$extras] into .venv (first run takes a few minutes)" >&2
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[$extras]"
     rm -f .venv/.installed-*

@@ -14,6 +14,7 @@ import argparse
 from mlops_core.aws import Clients, resolve
 from mlops_core.cli import run
 from mlops_core.project import add_project_arguments, bootstrap, describe_results, project_from_args
+from workflows.ml_workflow import definition
 
 
 def main(argv: list[str] | None = None, *, clients: Clients | None = None) -> int:
@@ -23,7 +24,8 @@ def main(argv: list[str] | None = None, *, clients: Clients | None = None) -> in
     args = parser.parse_args(argv)
     clients = resolve(clients)
     project = project_from_args(args, clients=clients)
-    results = bootstrap(project, dry_run=args.dry_run, clients=clients)
+    workflow = definition(project.role_arn("sagemaker")) if project.build_stage == "workflow" else None
+    results = bootstrap(project, workflow_definition=workflow, dry_run=args.dry_run, clients=clients)
     print(f"{'plan' if args.dry_run else 'done'} for project {project.name} "
           f"(account {project.account_id}, {project.region}):")
     for line in describe_results(results):

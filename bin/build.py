@@ -16,9 +16,9 @@ from mlops_core.cli import run
 from mlops_core.config import add_config_arguments, config_from_args
 from mlops_core.errors import AwsResourceError, QualityGateFailed
 from mlops_core.gate import evaluate_gate
+from mlops_core.project.release import Compute, Release, resolve_execution_id
 from mlops_core.s3 import list_keys
 from mlops_core.sagemaker.jobs import run_job
-from mlops_core.sagemaker.release import Compute, Release, resolve_execution_id
 
 SETTINGS = ("model_name", "bucket_name", "role_arn", "image_uri", "execution_id", "threshold", "epochs",
             "batch_size", "instance_type", "model_package_group", "aws_region")

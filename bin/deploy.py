@@ -16,6 +16,7 @@ from mlops_core.cli import run
 from mlops_core.config import add_config_arguments, config_from_args
 from mlops_core.errors import QualityGateFailed
 from mlops_core.gate import evaluate_gate
+from mlops_core.project.release import Release, data_capture_uri, resolve_execution_id
 from mlops_core.sagemaker.endpoints import DataCapture, deploy_model
 from mlops_core.sagemaker.registry import (
     APPROVED,
@@ -25,7 +26,6 @@ from mlops_core.sagemaker.registry import (
     register_version,
     serving_container,
 )
-from mlops_core.sagemaker.release import Release, data_capture_uri, resolve_execution_id
 
 SETTINGS = ("model_name", "bucket_name", "role_arn", "image_uri", "execution_id", "threshold",
             "model_package_group", "endpoint_name", "instance_type", "aws_region")

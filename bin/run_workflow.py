@@ -19,8 +19,8 @@ from pathlib import Path
 from mlops_core.aws import Clients
 from mlops_core.cli import run
 from mlops_core.config import add_config_arguments, config_from_args
+from mlops_core.project.release import resolve_execution_id
 from mlops_core.sagemaker.registry import ensure_model_package_group
-from mlops_core.sagemaker.release import resolve_execution_id
 from workflows.ml_workflow import definition, gate_result, run_release
 
 SETTINGS = ("model_name", "bucket_name", "role_arn", "image_uri", "execution_id", "threshold", "epochs",

@@ -1,8 +1,8 @@
 """Airflow DAG: continuous training of the abalone model, once a day.
 
-Copy this file into your DAGs folder on a worker that has mlops-core installed (``pip install
-mlops-core``) and AWS credentials, and set MODEL_NAME, BUCKET_NAME, PIPELINE_NAME and AWS_REGION in the
-worker's environment. The task merges the new survey files of ``s3://BUCKET/MODEL/data/incoming/`` into
+Copy this file into your DAGs folder on a worker that has this repository installed (``pip install .``
+from its root: the ``mlops-core-aws`` distribution with its ``workflows`` package) and AWS credentials,
+and set MODEL_NAME, BUCKET_NAME, PIPELINE_NAME and AWS_REGION in the worker's environment. The task merges the new survey files of ``s3://BUCKET/MODEL/data/incoming/`` into
 a new dataset version and starts a release of the pipeline; reviewers approve it in CodePipeline as
 usual. Runs never overlap (``max_active_runs=1``, and the flow holds an S3 lock), and a retried task
 neither ingests a file twice nor starts a second release for the same dataset version.

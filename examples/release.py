@@ -1,24 +1,32 @@
 #!/usr/bin/env python3
 """One whole release with the library: preprocess -> train -> evaluate -> gate -> register -> deploy.
 
-Needs MODEL_NAME, BUCKET_NAME, ROLE_ARN and IMAGE_URI (EXECUTION_ID resumes a release: every step
-attaches to or reuses its job); the dataset is every CSV under s3://BUCKET/MODEL/data/current/.
-    python examples/release.py
+Needs MODEL_NAME, BUCKET_NAME, ROLE_ARN and IMAGE_URI (variables or flags; EXECUTION_ID resumes a release:
+every step attaches to or reuses its job); the dataset is every CSV under s3://BUCKET/MODEL/data/current/.
+    python examples/release.py --help
 """
+
+import argparse
 
 from mlops_core.aws import Clients
 from mlops_core.cli import run
-from mlops_core.config import load_config
+from mlops_core.config import add_config_arguments, config_from_args
 from mlops_core.errors import QualityGateFailed
 from mlops_core.gate import evaluate_gate
+from mlops_core.project.release import Release, resolve_execution_id
 from mlops_core.sagemaker.endpoints import DataCapture, deploy_model
 from mlops_core.sagemaker.jobs import run_job
 from mlops_core.sagemaker.registry import APPROVED, REJECTED, ensure_model_package_group, register_version
-from mlops_core.sagemaker.release import Release, resolve_execution_id
+
+
+SETTINGS = ("model_name", "bucket_name", "role_arn", "image_uri", "execution_id", "epochs", "batch_size",
+            "threshold", "model_package_group", "endpoint_name", "instance_type", "aws_region")
 
 
 def main() -> None:
-    config = load_config(required=["model_name", "bucket_name", "role_arn", "image_uri"])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_arguments(parser, SETTINGS)
+    config = config_from_args(parser.parse_args(), ["model_name", "bucket_name", "role_arn", "image_uri"])
     clients = Clients(region=config.aws_region)
     execution_id = resolve_execution_id(config.execution_id, generate=True, clients=clients)
     release = Release(config.bucket_name, config.model_name, execution_id)

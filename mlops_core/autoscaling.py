@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from mlops_core.aws import Clients, error_code, is_not_found, resolve
-from mlops_core.ensure import Action, Ensured
+from mlops_core.ensure import Action, Ensured, delete_tolerant
 from mlops_core.logs import get_logger
-from mlops_core.sagemaker._util import delete_tolerant
 
 NAMESPACE = "sagemaker"
 DIMENSION = "sagemaker:variant:DesiredInstanceCount"

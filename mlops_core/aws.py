@@ -43,18 +43,13 @@ class Clients:
 
     Clients are built with retries (``botocore_config``) and honour ``AWS_ENDPOINT_URL`` (and the
     per-service ``AWS_ENDPOINT_URL_<SERVICE>`` variables), so the same code runs against AWS, moto's
-    server or the local runtime. Keyword arguments named after a service (``sagemaker=...``,
-    ``sagemaker_runtime=...``) supply ready-made clients, which are used as they are.
-
-    With ``local_runtime`` (default: the ``MLOPS_LOCAL_RUNTIME`` variable) naming a state folder, the
-    SageMaker clients run jobs and endpoints on this machine (see ``mlops_core.local.runtime``).
+    server or the embedded local AWS (``bin/local-aws``). Keyword arguments named after a service
+    (``sagemaker=...``, ``sagemaker_runtime=...``) supply ready-made clients, which are used as they are.
     """
 
     def __init__(self, session: boto3.Session | None = None, *, region: str | None = None,
-                 endpoint_url: str | None = None, config: Config | None = None,
-                 local_runtime: str | None = None, **clients: Any):
+                 endpoint_url: str | None = None, config: Config | None = None, **clients: Any):
         self._session = session
-        self._local_runtime = local_runtime if local_runtime is not None else os.environ.get("MLOPS_LOCAL_RUNTIME")
         self._region = region
         self._endpoint_url = endpoint_url
         self._config = config or botocore_config()
@@ -81,13 +76,8 @@ class Clients:
         return client
 
     def _build(self, service: str) -> Any:
-        client = self.session.client(service, region_name=self.region, endpoint_url=self._endpoint_url,
-                                     config=self._config)
-        if self._local_runtime and service in ("sagemaker", "sagemaker-runtime"):
-            from mlops_core.local.runtime import wrap
-
-            return wrap(service, client, self, self._local_runtime)
-        return client
+        return self.session.client(service, region_name=self.region, endpoint_url=self._endpoint_url,
+                                   config=self._config)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):

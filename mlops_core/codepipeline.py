@@ -1,87 +1,34 @@
-"""CodePipeline: the release pipeline's definition, ensure/delete, and start/wait of executions.
-
-Stages: Source (CodeCommit ``main`` = pipeline code, ``model`` = model code, optionally an S3 object
-whose new versions start a release) -> Build (ContainerBuild, Preprocess, Train, Evaluate; or, with the
-``workflow`` build stage, ContainerBuild, Workflow) -> Approval (manual, showing the summary the gate's
-action exports: ``#{Evaluate.EVALUATION_SUMMARY}`` or ``#{Workflow.EVALUATION_SUMMARY}``) -> Deploy. Every
-CodeBuild action gets ``EXECUTION_ID=#{codepipeline.PipelineExecutionId}``.
-"""
+"""CodePipeline: ensure pipelines from plain structures, start and wait for executions, explain failures."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from mlops_core.aws import Clients, is_not_found, resolve
-from mlops_core.codebuild import ACTION_ENVIRONMENT, BUILD_STAGES, EXPORTS, SUMMARY_VARIABLE
-from mlops_core.ensure import Action, Ensured, contains, result
-from mlops_core.errors import AwsResourceError
-from mlops_core.iam import retry_until_role_usable
+from mlops_core.ensure import Action, Ensured, contains, result, retry_until_role_usable
+from mlops_core.errors import AwsResourceError, ConfigError
 from mlops_core.logs import get_logger
 from mlops_core.polling import DEFAULT_POLICY, PIPELINE_EXECUTION, Clock, WaitPolicy, wait_for
 
-if TYPE_CHECKING:
-    from mlops_core.project import Project
-
 KIND = "codepipeline pipeline"
-PIPELINE_CODE, MODEL_CODE, DATA = "PipelineCode", "ModelCode", "Data"
-BUILD_TASKS = BUILD_STAGES["jobs"]
 
 
-def _action(name: str, category: str, provider: str, configuration: dict, *, run_order: int = 1,
-            inputs: tuple[str, ...] = (), outputs: tuple[str, ...] = (), namespace: str | None = None) -> dict:
-    action = {"name": name, "actionTypeId": {"category": category, "owner": "AWS", "provider": provider,
-                                             "version": "1"},
-              "runOrder": run_order, "configuration": configuration}
+def action(name: str, category: str, provider: str, configuration: dict, *, run_order: int = 1,
+           inputs: tuple[str, ...] = (), outputs: tuple[str, ...] = (), namespace: str | None = None) -> dict:
+    """One action of a pipeline stage (AWS-owned provider, version 1)."""
+    declared = {"name": name, "actionTypeId": {"category": category, "owner": "AWS", "provider": provider,
+                                               "version": "1"},
+                "runOrder": run_order, "configuration": configuration}
     if inputs:
-        action["inputArtifacts"] = [{"name": n} for n in inputs]
+        declared["inputArtifacts"] = [{"name": n} for n in inputs]
     if outputs:
-        action["outputArtifacts"] = [{"name": n} for n in outputs]
+        declared["outputArtifacts"] = [{"name": n} for n in outputs]
     if namespace:
-        action["namespace"] = namespace
-    return action
-
-
-def _build_action(project: Project, task: str, run_order: int) -> dict:
-    environment = [{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in ACTION_ENVIRONMENT.items()]
-    return _action(task, "Build", "CodeBuild",
-                   {"ProjectName": project.codebuild_project(task), "EnvironmentVariables": json.dumps(environment)},
-                   run_order=run_order, inputs=(MODEL_CODE if task == "ContainerBuild" else PIPELINE_CODE,),
-                   namespace=task if task in EXPORTS else None)
-
-
-def pipeline_definition(project: Project) -> dict:
-    """The CreatePipeline/UpdatePipeline ``pipeline`` structure of the project's release pipeline."""
-    p = project
-    sources = [_action(output, "Source", "CodeCommit",
-                       {"RepositoryName": p.code_repository, "BranchName": branch, "PollForSourceChanges": "true"},
-                       outputs=(output,))
-               for output, branch in ((PIPELINE_CODE, p.code_branch), (MODEL_CODE, p.model_branch))]
-    if p.data_trigger_key:
-        sources.append(_action(DATA, "Source", "S3", {"S3Bucket": p.bucket, "S3ObjectKey": p.data_trigger_key,
-                                                      "PollForSourceChanges": "true"}, outputs=(DATA,)))
-    store: dict = {"type": "S3", "location": p.bucket}
-    if p.kms_key_arn:
-        store["encryptionKey"] = {"id": p.kms_key_arn, "type": "KMS"}
-    build = BUILD_STAGES[p.build_stage]
-    gate = next(task for task in build if task in EXPORTS)
-    approval = _action("ApproveRelease", "Approval", "Manual", {
-        "CustomData": f"Release #{{codepipeline.PipelineExecutionId}}: #{{{gate}.{SUMMARY_VARIABLE}}}"})
-    return {
-        "name": p.pipeline,
-        "roleArn": p.role_arn("codepipeline"),
-        "artifactStore": store,
-        "stages": [
-            {"name": "Source", "actions": sources},
-            {"name": "Build", "actions": [_build_action(p, t, i) for i, t in enumerate(build, start=1)]},
-            {"name": "Approval", "actions": [approval]},
-            {"name": "Deploy", "actions": [_build_action(p, "Deploy", 1)]},
-        ],
-    }
+        declared["namespace"] = namespace
+    return declared
 
 
 def get_pipeline(name: str, *, clients: Clients | None = None) -> dict | None:
@@ -180,3 +127,19 @@ def wait_pipeline_execution(pipeline_name: str, execution_id: str, *, clients: C
 
     return wait_for(describe, EXECUTION, f"pipeline {pipeline_name} execution {execution_id}", policy=policy,
                     clock=clock)
+
+
+def pipeline_execution_id(pipeline: str, build_id: str | None = None, *, clients: Clients | None = None) -> str:
+    """The id of the execution of ``pipeline`` that runs CodeBuild build ``build_id`` (else the running one)."""
+    stages = resolve(clients).codepipeline.get_pipeline_state(name=pipeline)["stageStates"]
+    for stage in stages:
+        execution = stage.get("latestExecution", {})
+        actions = [a.get("latestExecution", {}).get("externalExecutionId") for a in stage.get("actionStates", [])]
+        if build_id and build_id in actions and execution.get("pipelineExecutionId"):
+            return execution["pipelineExecutionId"]
+    running = [s["latestExecution"]["pipelineExecutionId"] for s in stages
+               if s.get("latestExecution", {}).get("status") == "InProgress"]
+    if running:
+        return running[0]
+    raise ConfigError(f"EXECUTION_ID is not set and pipeline {pipeline} has no running execution: "
+                      "set EXECUTION_ID=#{codepipeline.PipelineExecutionId} in the CodePipeline action")

@@ -18,11 +18,29 @@ SECRET_KEY = re.compile(r"pass(word|wd)?|secret|token|credential|api[_-]?key|pri
 REDACTED = "***"
 
 
+class _LazyLogger:
+    """A structlog logger created on its first event, so importing a module that logs costs nothing."""
+
+    def __init__(self, context: dict[str, Any]):
+        self._context = context
+        self._logger: Any = None
+
+    def bind(self, **values: Any) -> _LazyLogger:
+        return _LazyLogger({**self._context, **values})
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._logger is None:
+            import structlog
+
+            self._logger = structlog.get_logger(**self._context)
+        return getattr(self._logger, name)
+
+
 def get_logger(name: str) -> Any:
     """A structlog logger bound to a component name; configuration is decided by the application."""
-    import structlog
-
-    return structlog.get_logger(component=name)
+    return _LazyLogger({"component": name})
 
 
 def redact(value: Any) -> Any:

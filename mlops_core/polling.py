@@ -16,7 +16,6 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from mlops_core.errors import JobFailed, ResourceFailed, WaitTimeout
 from mlops_core.logs import get_logger
@@ -154,12 +153,14 @@ def wait_for(describe: Callable[[], dict], spec: StatusSpec, resource: str, *,
     Raises ``spec.error`` (a ResourceFailed) on a failed state or a stopped one (unless
     ``accept_stopped``), and WaitTimeout naming ``resource`` once ``policy.timeout`` has passed.
     """
+    from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
     clock = clock or SystemClock()
     rng = rng or random.Random()
     log = get_logger("polling").bind(resource=resource, kind=spec.kind)
     start = clock.monotonic()
 
-    def log_retry(state: RetryCallState) -> None:
+    def log_retry(state: Any) -> None:
         exc = state.outcome.exception() if state.outcome else None
         log.warning("describe_retry", attempt=state.attempt_number, error=str(exc))
 

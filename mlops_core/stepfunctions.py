@@ -10,9 +10,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from mlops_core.aws import Clients, error_code, partition_of, resolve
-from mlops_core.ensure import Action, Ensured, result
+from mlops_core.ensure import Action, Ensured, result, retry_until_role_usable
 from mlops_core.errors import ConfigError, ResourceFailed, WorkflowFailed
-from mlops_core.iam import retry_until_role_usable
 from mlops_core.logs import get_logger
 from mlops_core.naming import resource_name
 from mlops_core.polling import DEFAULT_POLICY, SFN_EXECUTION, Clock, WaitPolicy, wait_for

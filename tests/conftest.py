@@ -17,8 +17,7 @@ def no_real_aws(monkeypatch, tmp_path_factory):
     for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                        "AWS_SESSION_TOKEN": "testing", "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION}.items():
         monkeypatch.setenv(key, value)
-    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "CODEBUILD_BUILD_ID", "EXECUTION_ID", "MLOPS_LOCAL_RUNTIME",
-                "MLOPS_LOCAL_CONTAINER"):
+    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "CODEBUILD_BUILD_ID", "EXECUTION_ID", "MLOPS_LOCAL_CONTAINER"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path_factory.getbasetemp() / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path_factory.getbasetemp() / "no-aws-credentials"))
@@ -50,13 +49,37 @@ def recorder(aws):
     return CallRecorder(aws.session)
 
 
+class MotoServer:
+    """moto's own server on 127.0.0.1 (jobs complete at once, nothing runs): for tests of scripts that only
+    need AWS's control plane."""
+
+    def __init__(self):
+        from moto.server import ThreadedMotoServer
+
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        self.env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                    "AWS_SESSION_TOKEN": "testing", "AWS_ENDPOINT_URL": self.endpoint_url, "AWS_REGION": REGION,
+                    "AWS_DEFAULT_REGION": REGION}
+
+    def reset(self) -> None:
+        import urllib.request
+
+        with urllib.request.urlopen(urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")):
+            pass
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
 @pytest.fixture(scope="session")
 def moto_server():
     """moto's server on 127.0.0.1 for subprocess tests; shared by the session, reset per test by ``server_env``."""
-    from mlops_core.local.embedded import EmbeddedAws
-
-    with EmbeddedAws(region=REGION) as server:
-        yield server
+    server = MotoServer()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
@@ -66,6 +89,27 @@ def server_env(moto_server, monkeypatch):
     for key, value in moto_server.env.items():
         monkeypatch.setenv(key, value)
     return moto_server.env
+
+
+@pytest.fixture(scope="session")
+def local_aws(tmp_path_factory):
+    """The embedded AWS on 127.0.0.1 (moto, with the local SageMaker runtime behind the same gateway);
+    shared by the session, reset per test by ``local_env``."""
+    from mlops_core.local.embedded import EmbeddedAws
+
+    with EmbeddedAws(region=REGION, state_dir=tmp_path_factory.mktemp("local-aws")) as server:
+        yield server
+
+
+@pytest.fixture
+def local_env(local_aws, monkeypatch):
+    """A reset embedded AWS (no resource, no job process, the default container) and os.environ pointing at
+    it; returns the variables for subprocesses."""
+    local_aws.reset()
+    local_aws.gateway.container, local_aws.gateway.container_env = None, {}
+    for key, value in local_aws.env.items():
+        monkeypatch.setenv(key, value)
+    return local_aws.env
 
 
 def processes_under(folder) -> list[str]:

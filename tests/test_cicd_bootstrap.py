@@ -12,10 +12,10 @@ import pytest
 from botocore.stub import Stubber
 
 from mlops_core.aws import Clients
-from mlops_core.codebuild import project_definition
 from mlops_core.ensure import Action
 from mlops_core.errors import ConfigError
 from mlops_core.project import ROLE_KINDS, TASKS, Project, bootstrap, teardown
+from mlops_core.project.buildspecs import build_project
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT = "123456789012"
@@ -116,7 +116,7 @@ def _moto_answers_codebuild(aws: Clients, recorder_session, changed: Project, ta
         stub.add_response("batch_get_projects", answer, {"names": [name]})
         if each in tasks:
             stub.add_response("update_project", {"project": answer["projects"][0]},
-                              project_definition(changed, each))
+                              build_project(changed, each))
     return client, stub
 
 

@@ -10,21 +10,18 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from mlops_core.aws import Clients
-from mlops_core.codebuild import (
+from mlops_core.codebuild import delete_build_logs, delete_project, ensure_project
+from mlops_core.ensure import Action, retry_until_role_usable
+from mlops_core.errors import ConfigError
+from mlops_core.project import TASKS, Project
+from mlops_core.project.buildspecs import (
     EXECUTION_ID_VARIABLE,
     action_environment,
+    build_project,
     buildspec,
     buildspecs,
-    delete_build_logs,
-    delete_project,
-    ensure_project,
-    project_definition,
     resolve_action_environment,
 )
-from mlops_core.ensure import Action
-from mlops_core.errors import ConfigError
-from mlops_core.iam import retry_until_role_usable
-from mlops_core.project import TASKS, Project
 from mlops_core.ssm import ensure_parameter
 from tests.fakes import client_error
 
@@ -98,7 +95,7 @@ def _stubbed():
 
 
 def test_unchanged_project_is_left_alone_even_though_aws_drops_the_location():
-    definition = project_definition(PROJECT, "Train")
+    definition = build_project(PROJECT, "Train")
     client, stub, clients = _stubbed()
     stub.add_response("batch_get_projects", _as_aws_describes(definition), {"names": ["abalone-train"]})
     with stub:
@@ -107,8 +104,8 @@ def test_unchanged_project_is_left_alone_even_though_aws_drops_the_location():
 
 
 def test_a_changed_buildspec_is_one_update_project_call():
-    old = project_definition(PROJECT, "Train")
-    new = project_definition(PROJECT.with_settings(epochs=3), "Train")
+    old = build_project(PROJECT, "Train")
+    new = build_project(PROJECT.with_settings(epochs=3), "Train")
     client, stub, clients = _stubbed()
     stub.add_response("batch_get_projects", _as_aws_describes(old), {"names": ["abalone-train"]})
     stub.add_response("update_project", {"project": _as_aws_describes(new)["projects"][0]}, new)
@@ -119,7 +116,7 @@ def test_a_changed_buildspec_is_one_update_project_call():
 
 
 def test_dry_run_plans_the_update_without_calling_it():
-    old = project_definition(PROJECT, "Train")
+    old = build_project(PROJECT, "Train")
     client, stub, clients = _stubbed()
     stub.add_response("batch_get_projects", _as_aws_describes(old), {"names": ["abalone-train"]})
     new = dict(old, timeoutInMinutes=60)
@@ -163,7 +160,7 @@ def test_other_errors_are_not_retried(error):
 
 
 def test_create_project_passes_the_definition_and_delete_tolerates_absence(aws):
-    definition = project_definition(PROJECT, "Deploy")
+    definition = build_project(PROJECT, "Deploy")
     aws.iam.create_role(RoleName="abalone-codebuild", AssumeRolePolicyDocument="{}")
     assert ensure_project(definition, clients=aws).action is Action.CREATED
     current = aws.codebuild.batch_get_projects(names=["abalone-deploy"])["projects"][0]
@@ -175,7 +172,7 @@ def test_create_project_passes_the_definition_and_delete_tolerates_absence(aws):
 
 
 def test_kms_key_reaches_the_projects():
-    definition = project_definition(PROJECT.with_settings(kms_key_arn="arn:aws:kms:us-east-1:1:key/k"), "Train")
+    definition = build_project(PROJECT.with_settings(kms_key_arn="arn:aws:kms:us-east-1:1:key/k"), "Train")
     assert definition["encryptionKey"] == "arn:aws:kms:us-east-1:1:key/k"
 
 
@@ -189,7 +186,7 @@ def test_build_logs_of_the_project_are_deleted_and_others_kept(aws):
 
 
 def test_stubbed_create_gets_tags_and_service_role():
-    definition = project_definition(PROJECT, "ContainerBuild")
+    definition = build_project(PROJECT, "ContainerBuild")
     client, stub, clients = _stubbed()
     stub.add_response("batch_get_projects", {"projects": [], "projectsNotFound": ["abalone-container-build"]})
     stub.add_response("create_project", {"project": {"name": "abalone-container-build"}},
@@ -204,7 +201,7 @@ def test_container_build_uses_the_dockerfile_folder_as_its_context():
     """The Dockerfile COPYs paths relative to model_container/, so that folder must be the build context."""
     from pathlib import Path
 
-    from mlops_core.codebuild import buildspec
+    from mlops_core.project.buildspecs import buildspec
 
     repo = Path(__file__).resolve().parents[1]
     variables = buildspec(PROJECT, "ContainerBuild")["env"]["variables"]

@@ -10,11 +10,9 @@ import pytest
 from botocore.stub import Stubber
 
 from mlops_core.aws import Clients
-from mlops_core.codebuild import EXPORTED, buildspec
 from mlops_core.codepipeline import (
     delete_pipeline,
     ensure_pipeline,
-    pipeline_definition,
     start_pipeline_execution,
     wait_pipeline_execution,
 )
@@ -23,6 +21,8 @@ from mlops_core.errors import AwsResourceError, ResourceFailed
 from mlops_core.iam import SERVICES, trust_policy
 from mlops_core.polling import WaitPolicy
 from mlops_core.project import Project
+from mlops_core.project.buildspecs import EXPORTED, buildspec
+from mlops_core.project.pipeline import pipeline_definition
 from tests.fakes import FakeClock
 
 PROJECT = Project(name="abalone", account_id="123456789012", region="us-east-1")

@@ -14,6 +14,7 @@ from mlops_core import codecommit, ecr, iam, ssm
 from mlops_core.aws import Clients
 from mlops_core.ensure import Action, contains, normalize_document
 from mlops_core.project import Project
+from mlops_core.project.policies import project_roles
 
 PROJECT = Project(name="abalone", account_id="123456789012", region="us-east-1")
 
@@ -50,37 +51,37 @@ def test_ecr_repository_scan_on_push_and_lifecycle_drift(aws, recorder):
 
 
 def test_role_drift_is_repaired_policy_by_policy(aws, recorder):
-    spec = next(r for r in iam.project_roles(PROJECT) if r.name == "abalone-sagemaker")
-    assert iam.ensure_project_role(spec, tags=PROJECT.tags, clients=aws).action is Action.CREATED
+    spec = next(r for r in project_roles(PROJECT) if r.name == "abalone-sagemaker")
+    assert iam.ensure_role_spec(spec, tags=PROJECT.tags, clients=aws).action is Action.CREATED
     aws.iam.put_role_policy(RoleName=spec.name, PolicyName="added-by-hand",
                             PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
                                 {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
     aws.iam.update_assume_role_policy(RoleName=spec.name, PolicyDocument=json.dumps(iam.trust_policy(
         "ec2.amazonaws.com")))
     recorder.clear()
-    ensured = iam.ensure_project_role(spec, tags=PROJECT.tags, clients=aws)
+    ensured = iam.ensure_role_spec(spec, tags=PROJECT.tags, clients=aws)
     assert ensured.details["changes"] == ["trust policy", "remove policy added-by-hand"]
     assert recorder.mutating == [("iam", "UpdateAssumeRolePolicy"), ("iam", "DeleteRolePolicy")]
     assert aws.iam.list_role_policies(RoleName=spec.name)["PolicyNames"] == ["least-privilege"]
     recorder.clear()
-    assert iam.ensure_project_role(spec, tags=PROJECT.tags, clients=aws).action is Action.UNCHANGED
+    assert iam.ensure_role_spec(spec, tags=PROJECT.tags, clients=aws).action is Action.UNCHANGED
     assert recorder.mutating == []
 
 
 def test_a_changed_policy_is_one_put_and_missing_tags_one_tag_call(aws, recorder):
-    spec = next(r for r in iam.project_roles(PROJECT) if r.name == "abalone-codebuild")
-    iam.ensure_project_role(spec, clients=aws)
-    kms = next(r for r in iam.project_roles(PROJECT.with_settings(kms_key_arn="arn:aws:kms:us-east-1:1:key/k"))
+    spec = next(r for r in project_roles(PROJECT) if r.name == "abalone-codebuild")
+    iam.ensure_role_spec(spec, clients=aws)
+    kms = next(r for r in project_roles(PROJECT.with_settings(kms_key_arn="arn:aws:kms:us-east-1:1:key/k"))
                if r.name == "abalone-codebuild")
     recorder.clear()
-    ensured = iam.ensure_project_role(kms, tags=PROJECT.tags, clients=aws)
+    ensured = iam.ensure_role_spec(kms, tags=PROJECT.tags, clients=aws)
     assert ensured.details["changes"] == ["policy least-privilege", "tags"]
     assert recorder.mutating == [("iam", "PutRolePolicy"), ("iam", "TagRole")]
 
 
 def test_delete_role_removes_inline_and_attached_policies(aws):
-    spec = iam.project_roles(PROJECT)[0]
-    iam.ensure_project_role(spec, clients=aws)
+    spec = project_roles(PROJECT)[0]
+    iam.ensure_role_spec(spec, clients=aws)
     policy = aws.iam.create_policy(PolicyName="extra", PolicyDocument=json.dumps(spec.policy))["Policy"]["Arn"]
     aws.iam.attach_role_policy(RoleName=spec.name, PolicyArn=policy)
     assert iam.delete_role(spec.name, clients=aws).action is Action.DELETED

@@ -13,18 +13,19 @@ import pytest
 from botocore.stub import Stubber
 
 from mlops_core.aws import Clients
-from mlops_core.codebuild import (
+from mlops_core.ensure import Action, normalize_document, retry_until_role_usable
+from mlops_core.errors import ConfigError
+from mlops_core.project import Project, teardown
+from mlops_core.project import bootstrap as bootstrap_plan
+from mlops_core.project.buildspecs import (
     SUMMARY_FILE,
     action_environment,
+    build_project,
     buildspec,
     buildspecs,
-    project_definition,
     resolve_action_environment,
 )
-from mlops_core.codepipeline import pipeline_definition
-from mlops_core.ensure import Action, normalize_document
-from mlops_core.iam import retry_until_role_usable
-from mlops_core.project import Project, bootstrap, teardown
+from mlops_core.project.pipeline import pipeline_definition
 from mlops_core.stepfunctions import ensure_state_machine
 from tests.fakes import CallRecorder, client_error
 from tests.test_cicd_bootstrap import ACCOUNT, _script, assert_nothing_left
@@ -40,6 +41,18 @@ WORKFLOW_STAGE_PROJECTS = ["abalone-container-build", "abalone-workflow", "abalo
 
 def project(**settings) -> Project:
     return Project(name="abalone", account_id=ACCOUNT, region="us-east-1", **{"build_stage": "workflow", **settings})
+
+
+def bootstrap(p: Project, **kwargs):
+    """The plan's bootstrap given the ML workflow's definition, as bin/bootstrap.py gives it."""
+    workflow = ml_workflow.definition(p.role_arn("sagemaker")) if p.build_stage == "workflow" else None
+    return bootstrap_plan(p, workflow_definition=workflow, **kwargs)
+
+
+def test_the_workflow_stage_without_its_definition_is_a_config_error_before_any_call(aws, recorder):
+    with pytest.raises(ConfigError, match="abalone-ml-workflow: pass its definition"):
+        bootstrap_plan(project(), clients=aws)
+    assert recorder.calls == []
 
 
 def _actions(definition: dict) -> dict[str, dict]:
@@ -88,7 +101,7 @@ def test_the_workflow_buildspec_runs_the_state_machine_and_exports_the_summary()
                                         "THRESHOLD": "1.9"}
     assert spec["env"]["parameter-store"] == buildspec(p, "Evaluate")["env"]["parameter-store"]
     assert action_environment(p, "Workflow")["EXECUTION_ID"].source == "pipeline"
-    definition = project_definition(p, "Workflow")
+    definition = build_project(p, "Workflow")
     assert definition["timeoutInMinutes"] == 120 + 480 + 120
     assert definition["environment"]["privilegedMode"] is False
 

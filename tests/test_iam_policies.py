@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from mlops_core.iam import SERVICES, WILDCARD_ONLY, project_roles, trust_policy
+from mlops_core.iam import SERVICES, WILDCARD_ONLY, trust_policy
 from mlops_core.project import Project
+from mlops_core.project.policies import project_roles
 from workflows.ml_workflow import workflow_role_policy
 
 # The actions allowed on "Resource": "*", each with the reason AWS gives no narrower resource.

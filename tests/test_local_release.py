@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mlops_core.aws import Clients
-from mlops_core.local.runtime import LocalState, pid_alive
+from mlops_core.local.runtime import pid_alive
 from tests.fakes import IMAGE_URI, ROLE_ARN
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,18 +23,16 @@ EXECUTION_ID = "e-local-1"
 
 
 @pytest.fixture
-def script_env(server_env, tmp_path):
-    """Environment for bin/ scripts: moto's server, the local runtime with the fake container, settings."""
-    env = {**os.environ, **server_env, "MLOPS_LOCAL_RUNTIME": str(tmp_path / "runtime"),
-           "MLOPS_LOCAL_CONTAINER": str(FAKE_CONTAINER), "MODEL_NAME": "abalone", "BUCKET_NAME": BUCKET,
-           "ROLE_ARN": ROLE_ARN, "IMAGE_URI": IMAGE_URI, "EXECUTION_ID": EXECUTION_ID}
+def script_env(local_env, local_aws):
+    """Environment for bin/ scripts: the embedded AWS running the fake container, and the release settings."""
+    local_aws.gateway.container = str(FAKE_CONTAINER)
+    env = {**os.environ, **local_env, "MODEL_NAME": "abalone", "BUCKET_NAME": BUCKET, "ROLE_ARN": ROLE_ARN,
+           "IMAGE_URI": IMAGE_URI, "EXECUTION_ID": EXECUTION_ID}
     clients = Clients()
     clients.s3.create_bucket(Bucket=BUCKET)
     clients.s3.put_object(Bucket=BUCKET, Key="abalone/data/current/abalone.csv", Body=b"M,0.4,0.3,0.1,1,1,1,1,9\n")
     yield env
-    state = LocalState(tmp_path / "runtime")
-    pids = [(state.read(kind, p.stem) or {}).get(key) for kind in ("processing", "training")
-            for p in (tmp_path / "runtime" / kind).glob("*.json") for key in ("runner_pid", "container_pid")]
+    pids = local_aws.processes()
     deadline = time.monotonic() + 15
     while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -46,23 +44,23 @@ def build(step: str, env: dict, **kwargs) -> subprocess.CompletedProcess:
                           text=True, timeout=120, **kwargs)
 
 
-def test_a_job_failing_in_the_container_fails_the_step_with_its_reason(script_env):
-    result = build("preprocess", {**script_env, "FAIL": "preprocess"})
+def test_a_job_failing_in_the_container_fails_the_step_with_its_reason(script_env, local_aws):
+    local_aws.gateway.container_env = {"FAIL": "preprocess"}
+    result = build("preprocess", script_env)
     assert result.returncode == 1, result.stderr
     assert "preprocess failed on purpose" in result.stderr
-    local = Clients(local_runtime=script_env["MLOPS_LOCAL_RUNTIME"])
-    described = local.sagemaker.describe_processing_job(ProcessingJobName=f"abalone-Preprocess-{EXECUTION_ID}")
+    described = Clients().sagemaker.describe_processing_job(ProcessingJobName=f"abalone-Preprocess-{EXECUTION_ID}")
     assert described["ProcessingJobStatus"] == "Failed"
     assert "AlgorithmError: preprocess failed on purpose" in described["FailureReason"]
 
 
-def test_killing_the_driver_and_re_running_attaches_to_the_same_job(script_env, tmp_path):
+def test_killing_the_driver_and_re_running_attaches_to_the_same_job(script_env, local_aws):
     assert build("preprocess", script_env).returncode == 0
-    slow = {**script_env, "FAKE_TRAIN_SECONDS": "6"}
-    driver = subprocess.Popen([sys.executable, "bin/build.py", "train"], cwd=REPO, env=slow,
+    local_aws.gateway.container_env = {"FAKE_TRAIN_SECONDS": "6"}
+    driver = subprocess.Popen([sys.executable, "bin/build.py", "train"], cwd=REPO, env=script_env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     job = f"abalone-Train-{EXECUTION_ID}"
-    state = LocalState(tmp_path / "runtime")
+    state = local_aws.runtime
     deadline = time.monotonic() + 60
     while (state.read("training", job) or {}).get("secondary") != "Training" and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -71,7 +69,7 @@ def test_killing_the_driver_and_re_running_attaches_to_the_same_job(script_env, 
     first_runner = state.read("training", job)["runner_pid"]
     assert pid_alive(first_runner), "the job must outlive the driver that started it"
 
-    rerun = build("train", slow)
+    rerun = build("train", script_env)
     assert rerun.returncode == 0, rerun.stderr
     assert "attach" in rerun.stderr.lower()
     jobs = Clients().sagemaker.list_training_jobs()["TrainingJobSummaries"]
@@ -99,7 +97,7 @@ def small_abalone(path: Path, rows: int = 400) -> Path:
 
 
 def demo_args(tmp_path: Path, *extra: str):
-    from mlops_core.local.release import parser
+    from workflows.local_release import parser
 
     return parser().parse_args(["--data", str(small_abalone(tmp_path / "abalone.data")), "--out",
                                 str(tmp_path / "out"), "--epochs", "2", "--threshold", "100", "--samples", "3",
@@ -107,10 +105,9 @@ def demo_args(tmp_path: Path, *extra: str):
 
 
 def test_the_local_release_runs_end_to_end_and_a_kept_project_releases_again(tmp_path, monkeypatch):
-    from mlops_core.local.release import run_release
+    from workflows.local_release import run_release
 
-    for key in ("AWS_ENDPOINT_URL", "MLOPS_LOCAL_RUNTIME"):
-        monkeypatch.delenv(key, raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     lines: list[str] = []
     args = demo_args(tmp_path, "--state", str(tmp_path / "state"))
     summary = run_release(args, echo=lines.append)

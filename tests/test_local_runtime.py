@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 
 from mlops_core.aws import Clients
 from mlops_core.errors import JobFailed
-from mlops_core.local.runtime import LocalState, pid_alive
+from mlops_core.local.runtime import pid_alive
 from mlops_core.polling import ENDPOINT, PROCESSING_JOB, TRAINING_JOB, StatusSpec, WaitPolicy, wait_for
 from tests.fakes import IMAGE_URI, ROLE_ARN
 
@@ -24,24 +25,16 @@ BUCKET = "local-bucket"
 
 
 @pytest.fixture
-def local(server_env, monkeypatch, tmp_path):
-    """Clients whose SageMaker runs locally (fake container), everything else on moto's server."""
-    state = tmp_path / "state"
-    monkeypatch.setenv("MLOPS_LOCAL_RUNTIME", str(state))
-    monkeypatch.setenv("MLOPS_LOCAL_CONTAINER", str(FAKE_CONTAINER))
-    monkeypatch.setenv("MLOPS_LOCAL_PING_TIMEOUT", "20")
+def local(local_env, local_aws):
+    """Clients of the embedded AWS whose jobs and endpoints run the fake container."""
+    local_aws.gateway.container = str(FAKE_CONTAINER)
+    local_aws.gateway.container_env = {"MLOPS_LOCAL_PING_TIMEOUT": "20"}
     clients = Clients()
     clients.s3.create_bucket(Bucket=BUCKET)
     yield clients
-    records = LocalState(state)
-    pids = []
-    for path in (state / "endpoints").glob("*.json"):
-        record = json.loads(path.read_text())
-        pids.append(record.get("server_pid"))
+    pids = local_aws.processes()
+    for path in (local_aws.runtime.root / "endpoints").glob("*.json"):
         clients.sagemaker.delete_endpoint(EndpointName=path.stem)
-    for kind in ("processing", "training"):
-        for path in (state / kind).glob("*.json"):
-            pids += [records.read(kind, path.stem).get(k) for k in ("runner_pid", "container_pid")]
     deadline = time.monotonic() + 10
     while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -195,7 +188,7 @@ def test_endpoint_serves_captures_and_survives_a_broken_update(local):
     with pytest.raises(local.sagemaker_runtime.exceptions.ClientError) as info:
         local.sagemaker_runtime.invoke_endpoint(EndpointName="abalone", Body="", ContentType="text/csv")
     assert info.value.response["Error"]["Code"] == "ModelError"
-    assert info.value.response["Error"]["OriginalStatusCode"] == 400
+    assert info.value.response["OriginalStatusCode"] == 400  # a modeled field of ModelError, as botocore parses it
 
     local.sagemaker.update_endpoint(EndpointName="abalone", EndpointConfigName="abalone-v2-broken")
     assert local.sagemaker.describe_endpoint(EndpointName="abalone")["EndpointStatus"] == "Updating"
@@ -206,12 +199,13 @@ def test_endpoint_serves_captures_and_survives_a_broken_update(local):
     assert again["Body"].read().decode() == "9.5\n10.5"
 
 
-def test_endpoint_update_switches_only_when_the_new_server_answers(local):
+def test_endpoint_update_switches_only_when_the_new_server_answers(local, local_aws):
+    runtime = local_aws.runtime
     put_model(local, "abalone-a")
     put_model(local, "abalone-b")
     local.sagemaker.create_endpoint(EndpointName="abalone-ab", EndpointConfigName="abalone-a")
     wait_endpoint(local, "abalone-ab")
-    old_pid = LocalState(local.sagemaker._state.root).read("endpoints", "abalone-ab")["server_pid"]
+    old_pid = runtime.read("endpoints", "abalone-ab")["server_pid"]
     local.sagemaker.update_endpoint(EndpointName="abalone-ab", EndpointConfigName="abalone-b")
     after = wait_endpoint(local, "abalone-ab")
     assert after["EndpointConfigName"] == "abalone-b" and "FailureReason" not in after
@@ -230,14 +224,12 @@ def test_creating_an_endpoint_on_a_broken_model_fails(local):
 
 def upload_model_archive(clients: Clients, name: str, broken: bool = False) -> str:
     """A model.tar.gz the fake container serves (or, with ``broken``, refuses to serve); its S3 URI."""
-    folder = Path(clients.sagemaker._state.root).parent / name
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / ("BROKEN" if broken else "weights.txt")).write_text("w")
-    archive = folder.with_suffix(".tar.gz")
-    with tarfile.open(archive, "w:gz") as tar:
-        for path in folder.iterdir():
-            tar.add(path, arcname=path.name)
-    clients.s3.upload_file(str(archive), BUCKET, f"models/{name}.tar.gz")
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        member = tarfile.TarInfo("BROKEN" if broken else "weights.txt")
+        member.size = 1
+        tar.addfile(member, io.BytesIO(b"w"))
+    clients.s3.put_object(Bucket=BUCKET, Key=f"models/{name}.tar.gz", Body=archive.getvalue())
     return f"s3://{BUCKET}/models/{name}.tar.gz"
 
 

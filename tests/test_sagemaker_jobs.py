@@ -7,6 +7,7 @@ from botocore.stub import Stubber
 from mlops_core.aws import Clients
 from mlops_core.ensure import Action
 from mlops_core.errors import JobFailed
+from mlops_core.project.release import Release
 from mlops_core.sagemaker.jobs import (
     PROCESSING,
     TRAINING,
@@ -20,7 +21,6 @@ from mlops_core.sagemaker.jobs import (
     start_job,
     wait_job,
 )
-from mlops_core.sagemaker.release import Release
 from tests.fakes import IMAGE_URI, NOW, ROLE_ARN, FakeClock, training_job
 
 JOB = "abalone-Train-e1"

@@ -6,7 +6,7 @@ from botocore.stub import Stubber
 
 from mlops_core.aws import Clients
 from mlops_core.errors import AwsResourceError, ConfigError
-from mlops_core.sagemaker.release import Release, pipeline_execution_id, resolve_execution_id
+from mlops_core.project.release import Release, pipeline_execution_id, resolve_execution_id
 
 BUILD_ID = "abalone-train:5f0c9c34-1111-2222-3333-444455556666"
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)

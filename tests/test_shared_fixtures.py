@@ -30,10 +30,10 @@ def test_not_found_detection(aws):
         raise AssertionError("describe of a missing job should fail")
 
 
-def test_embedded_server_serves_boto3_and_resets(server_env, moto_server):
+def test_embedded_server_serves_boto3_and_resets(local_env, local_aws):
     s3 = Clients(boto3.Session()).s3
-    assert s3.meta.endpoint_url == moto_server.endpoint_url
+    assert s3.meta.endpoint_url == local_aws.endpoint_url
     s3.create_bucket(Bucket="kept")
     assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["kept"]
-    moto_server.reset()
+    local_aws.reset()
     assert s3.list_buckets()["Buckets"] == []

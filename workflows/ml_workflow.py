@@ -23,13 +23,14 @@ from mlops_core.aws import Clients, resolve
 from mlops_core.config import Config
 from mlops_core.ensure import Ensured
 from mlops_core.gate import GateResult
-from mlops_core.iam import Scope, stepfunctions_policy
 from mlops_core.logs import get_logger
 from mlops_core.naming import resource_name
 from mlops_core.polling import DEFAULT_POLICY, WaitPolicy
+from mlops_core.project.names import state_machine_name
+from mlops_core.project.policies import Scope, stepfunctions_policy
+from mlops_core.project.release import TRAIN, Compute, Release
 from mlops_core.s3 import parse_s3_uri
 from mlops_core.sagemaker.registry import APPROVED, CONTENT_TYPES, PENDING
-from mlops_core.sagemaker.release import TRAIN, Compute, Release
 from mlops_core.stepfunctions import (
     ensure_state_machine,
     execution_name,
@@ -61,7 +62,7 @@ def _format(template: str, *paths: str) -> str:
     return f"States.Format('{template}', {', '.join(paths)})"
 
 
-# Job requests are built by mlops_core.sagemaker.release (as bin/build.py does) for a release whose
+# Job requests are built by mlops_core.project.release (as bin/build.py does) for a release whose
 # names are these tokens; each string holding tokens then reads them from the execution input.
 _BUCKET, _MODEL, _EXECUTION, _IMAGE, _INSTANCE = "bucket0token", "MODEL0TOKEN", "EXEC0TOKEN", "IMAGE0TOKEN", "ml.x.x"
 _TEMPLATE = Release(_BUCKET, _MODEL, _EXECUTION)
@@ -224,10 +225,6 @@ def without_sync(asl: dict) -> dict:
     return json.loads(json.dumps(asl).replace('.sync"', '"'))
 
 
-def state_machine_name(model: str) -> str:
-    return resource_name(model, "ml-workflow", max_length=80)
-
-
 def workflow_input(cfg: Config) -> dict:
     """The execution input of release ``cfg.execution_id``: the names, paths and settings the definition reads."""
     release = Release(cfg.bucket_name, cfg.model_name, cfg.execution_id)
@@ -290,7 +287,7 @@ def workflow_role_policy(*, bucket: str, model: str, sagemaker_role_arn: str, re
                          kms_key_arn: str | None = None) -> dict:
     """The IAM policy the state machine's role needs (least privilege; trust ``states.amazonaws.com``).
 
-    The same policy bootstrap gives a project's Step Functions role (``mlops_core.iam.stepfunctions_policy``).
+    The same policy bootstrap gives a project's Step Functions role (``mlops_core.project.policies.stepfunctions_policy``).
     """
     return stepfunctions_policy(Scope(partition, region, account, bucket, model, model_package_group or model,
                                       sagemaker_role_arn, kms_key_arn))

@@ -1,36 +1,67 @@
-"""Embedded AWS: moto's server on 127.0.0.1, on a free port, for one run (needs the ``local`` extra)."""
+"""Embedded AWS: the gateway (moto plus the local SageMaker runtime) served on 127.0.0.1 by a thread of this
+process (needs the ``local`` extra). ``env`` is all a client needs: our scripts, a user's boto3, the AWS CLI.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shutil
+import tempfile
+import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                     "AWS_SESSION_TOKEN": "testing"}
+from mlops_core.local.gateway import DUMMY_CREDENTIALS, Gateway
+from mlops_core.local.runtime import LocalState, kill_group, pid_alive
+
+PROCESS_KEYS = ("runner_pid", "container_pid", "server_pid")
+RECORD_KINDS = ("processing", "training", "endpoints")
 
 
 class EmbeddedAws:
-    """moto's server in a background thread of this process; ``env`` points boto3 clients at it."""
+    """moto and the local runtime behind one gateway on 127.0.0.1 (``port`` 0: a free one).
 
-    def __init__(self, region: str = "us-east-1", port: int = 0, recording: str | Path | None = None):
-        from moto.server import ThreadedMotoServer
+    ``state_dir`` keeps the runtime's job and endpoint records (a temporary folder, removed on stop, when
+    not given); with ``recording`` the AWS calls are recorded there and replayed at the next start, so a
+    kept folder continues the same account. ``container`` (an app.py) and ``container_env`` reach every job
+    and endpoint process.
+    """
 
+    def __init__(self, region: str = "us-east-1", port: int = 0, recording: str | Path | None = None,
+                 state_dir: str | Path | None = None, container: str | Path | None = None,
+                 container_env: dict[str, str] | None = None):
         self.region = region
+        self.port = port
         self.recording = Path(recording) if recording else None
-        self._server: Any = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._temporary = state_dir is None
+        self.state_dir = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="mlops-local-"))
+        self.runtime = LocalState(self.state_dir / "runtime")
+        self.gateway: Gateway | None = None
+        self._container = str(container) if container else None
+        self._container_env = dict(container_env or {})
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
         self.endpoint_url = ""
 
     def start(self) -> EmbeddedAws:
+        from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.endpoint_url = f"http://{host}:{port}"
-        self.reset()  # moto keeps its state in this process's memory: a new server starts from a new account
+        self.gateway = Gateway(DomainDispatcherApplication(create_backend_app), self.runtime, self.region)
+        self.gateway.container, self.gateway.container_env = self._container, self._container_env
+        self._server = make_server("127.0.0.1", self.port, self.gateway, threaded=True,
+                                   request_handler=MotoRequestHandler)
+        self.endpoint_url = self.gateway.endpoint_url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="local-aws", daemon=True)
+        self._thread.start()
+        self._moto_reset()  # moto keeps its state in this process's memory: a new server starts from a new account
         if self.recording:
             self._resume_recording()
         return self
@@ -47,11 +78,20 @@ class EmbeddedAws:
         recorder.start_recording()
 
     def stop(self) -> None:
+        """Stop every job and endpoint process, then the server; a temporary state folder is removed."""
+        self.stop_processes()
         if self.recording:
             from moto.moto_api import recorder
 
             recorder.stop_recording()
-        self._server.stop()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            assert self._thread is not None
+            self._thread.join()
+            self._server = None
+        if self._temporary:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def __enter__(self) -> EmbeddedAws:
         return self.start()
@@ -61,12 +101,38 @@ class EmbeddedAws:
 
     @property
     def env(self) -> dict[str, str]:
-        """Environment variables that send every boto3 client (in this or a child process) here."""
+        """Environment variables that send every AWS client (in this or a child process) here."""
         return {**DUMMY_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint_url, "AWS_REGION": self.region,
                 "AWS_DEFAULT_REGION": self.region}
 
+    def processes(self) -> list[int]:
+        """The pids of every job, endpoint and runner process the runtime has recorded."""
+        pids = []
+        for kind in RECORD_KINDS:
+            for path in (self.runtime.root / kind).glob("*.json"):
+                try:
+                    record = json.loads(path.read_text())
+                except (OSError, ValueError):
+                    continue
+                pids += [record[key] for key in PROCESS_KEYS if record.get(key)]
+        return pids
+
+    def stop_processes(self, timeout: float = 10.0) -> None:
+        """Stop every process the runtime started and wait (at most ``timeout``) until they are gone."""
+        pids = self.processes()
+        for pid in pids:
+            kill_group(pid)
+        deadline = time.monotonic() + timeout
+        while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def reset(self) -> None:
-        """Forget every resource (moto's reset API)."""
+        """Forget every resource: stop the runtime's processes, clear its records, reset moto."""
+        self.stop_processes()
+        shutil.rmtree(self.runtime.root, ignore_errors=True)
+        self._moto_reset()
+
+    def _moto_reset(self) -> None:
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
         with urllib.request.urlopen(request, timeout=30):
             pass

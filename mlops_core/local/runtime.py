@@ -1,11 +1,11 @@
-"""Local SageMaker runtime: the SageMaker calls that run something, done on this machine, Docker-free.
+"""The local SageMaker runtime behind the gateway: the SageMaker calls that run something, done here.
 
-Chosen by the client factory when ``MLOPS_LOCAL_RUNTIME`` names a state folder. Processing and training
-jobs run the model container's entry point as detached processes with SageMaker's ``/opt/ml`` layout;
-endpoints are the container's ``serve`` mode on a free loopback port; ``invoke_endpoint`` calls it and
-writes data capture records in SageMaker's JSON-lines format. Job and endpoint state lives in the state
-folder, so it survives the process that started it. Every other call (models, endpoint configs,
-registry, tags, ...) goes to the wrapped client, i.e. moto's server.
+Processing and training jobs run the model container's entry point as detached processes with SageMaker's
+``/opt/ml`` layout; endpoints are the container's ``serve`` mode on a free loopback port; ``invoke_endpoint``
+calls it and writes data capture records in SageMaker's JSON-lines format. Job and endpoint state lives in
+a state folder, so it survives the process that started it. Each class wraps a client of the moto side
+(``upstream``): creates are validated and recorded there first, describes merge moto's metadata with the
+local run's status.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
+import importlib.util
 import io
 import json
 import os
@@ -32,9 +33,7 @@ from botocore.response import StreamingBody
 from mlops_core.logs import get_logger
 from mlops_core.s3 import parse_s3_uri
 
-LOCAL_RUNTIME_ENV = "MLOPS_LOCAL_RUNTIME"
 CONTAINER_ENV = "MLOPS_LOCAL_CONTAINER"
-LOCAL_SERVICES = ("sagemaker", "sagemaker-runtime")
 JOB_KINDS = {"processing": ("ProcessingJobName", "ProcessingJobStatus"),
              "training": ("TrainingJobName", "TrainingJobStatus")}
 
@@ -44,13 +43,17 @@ def now_iso() -> str:
 
 
 def container_entry_point() -> Path:
-    """The model container's app.py run for every job and endpoint (the image URI is not used locally)."""
+    """The container's app.py run for every job and endpoint: $MLOPS_LOCAL_CONTAINER, else model_container's.
+
+    The process engine runs the program, it does not import it: the image URI of a job is not used locally.
+    """
     configured = os.environ.get(CONTAINER_ENV)
     if configured:
         return Path(configured)
-    import model_container
-
-    return Path(model_container.__file__).parent / "app.py"
+    spec = importlib.util.find_spec("model_container")
+    if spec is None or not spec.origin:
+        raise FileNotFoundError(f"no container to run: set {CONTAINER_ENV} to the path of its app.py")
+    return Path(spec.origin).parent / "app.py"
 
 
 def sagemaker_error(code: str, message: str, operation: str, status: int = 400, **extra: Any) -> ClientError:
@@ -115,9 +118,10 @@ class LocalState:
         self.path(kind, name).unlink(missing_ok=True)
 
 
-def spawn_runner(state: LocalState, *args: str) -> int:
-    """Start ``python -m mlops_core.local.runner ARGS`` detached from this process; returns its pid."""
-    env = {k: v for k, v in os.environ.items() if k != LOCAL_RUNTIME_ENV}
+def spawn_runner(state: LocalState, env: dict[str, str], *args: str) -> int:
+    """Start ``python -m mlops_core.local.runner ARGS`` detached from this process, with ``env`` added to
+    this process's environment (the AWS endpoint, region and credentials it uses); returns its pid."""
+    env = {**os.environ, **env}
     log = state.root / "runner.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
@@ -128,15 +132,13 @@ def spawn_runner(state: LocalState, *args: str) -> int:
 
 
 class LocalSageMaker:
-    """A SageMaker client whose jobs and endpoints run locally; other calls go to the wrapped client."""
+    """SageMaker's job and endpoint calls, run locally on top of ``client`` (moto's SageMaker)."""
 
-    def __init__(self, client: Any, state: LocalState):
+    def __init__(self, client: Any, state: LocalState, runner_env: dict[str, str]):
         self._client = client
         self._state = state
+        self._runner_env = runner_env
         self._log = get_logger("local.sagemaker")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
 
     # jobs ---------------------------------------------------------------------------------------
     def _create_job(self, kind: str, operation: str, request: dict) -> dict:
@@ -148,7 +150,7 @@ class LocalSageMaker:
         response = getattr(self._client, operation)(**request)  # validates and records it in moto
         self._state.write(kind, name, {"status": "InProgress", "secondary": "Starting", "request": request,
                                        "created": now_iso()})
-        pid = spawn_runner(self._state, "job", kind, name)
+        pid = spawn_runner(self._state, self._runner_env, "job", kind, name)
         self._state.update(kind, name, runner_pid=pid)
         self._log.info("local_job_started", job=name, kind=kind, pid=pid)
         return response
@@ -215,7 +217,7 @@ class LocalSageMaker:
     def _start_deployment(self, name: str, config_name: str, status: str) -> None:
         self._state.update("endpoints", name, status=status, pending_config=config_name, failure_reason=None,
                            last_modified=now_iso())
-        pid = spawn_runner(self._state, "endpoint", name, config_name)
+        pid = spawn_runner(self._state, self._runner_env, "endpoint", name, config_name)
         self._state.update("endpoints", name, runner_pid=pid)
         self._log.info("local_endpoint_deploying", endpoint=name, config=config_name, status=status)
 
@@ -272,19 +274,15 @@ def merge_job_record(kind: str, description: dict, record: dict) -> dict:
 
 
 class LocalSageMakerRuntime:
-    """``invoke_endpoint`` against locally served endpoints, with SageMaker's data capture."""
+    """``invoke_endpoint`` against locally served endpoints, with SageMaker's data capture written by ``s3``."""
 
-    def __init__(self, client: Any, state: LocalState, clients: Any):
-        self._client = client
+    def __init__(self, state: LocalState, s3: Any):
         self._state = state
-        self._clients = clients
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
+        self._s3 = s3
 
     def invoke_endpoint(self, EndpointName: str, Body: bytes | str | io.IOBase,  # noqa: N803
                         ContentType: str = "application/octet-stream", Accept: str | None = None,  # noqa: N803
-                        **_rest: Any) -> dict:
+                        InferenceId: str | None = None, **_rest: Any) -> dict:  # noqa: N803
         record = self._state.read("endpoints", EndpointName)
         if record is None or not record.get("port"):
             raise sagemaker_error("ValidationError", f"Endpoint {EndpointName} of account local not found.",
@@ -306,12 +304,13 @@ class LocalSageMakerRuntime:
             raise sagemaker_error("ServiceUnavailable", f"endpoint {EndpointName} is not answering: {error.reason}",
                                   "InvokeEndpoint", 503) from None
         variant = record.get("variant", "AllTraffic")
-        self._capture(EndpointName, variant, record.get("data_capture"), data, ContentType, answer, answer_type)
+        self._capture(EndpointName, variant, record.get("data_capture"), data, ContentType, answer, answer_type,
+                      InferenceId)
         return {"Body": StreamingBody(io.BytesIO(answer), len(answer)), "ContentType": answer_type,
                 "InvokedProductionVariant": variant, "ResponseMetadata": {"HTTPStatusCode": 200}}
 
     def _capture(self, endpoint: str, variant: str, config: dict | None, request: bytes, request_type: str,
-                 response: bytes, response_type: str) -> None:
+                 response: bytes, response_type: str, inference_id: str | None) -> None:
         if not config or not config.get("EnableCapture", False):
             return
         if random.uniform(0, 100) >= config.get("InitialSamplingPercentage", 100):
@@ -324,14 +323,13 @@ class LocalSageMakerRuntime:
         if "Output" in modes:
             capture["endpointOutput"] = capture_part(response, response_type, "OUTPUT", header)
         when = dt.datetime.now(dt.timezone.utc)
-        event = {"captureData": capture,
-                 "eventMetadata": {"eventId": str(uuid.uuid4()),
-                                   "inferenceTime": when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"},
-                 "eventVersion": "0"}
+        metadata = {"eventId": str(uuid.uuid4()), **({"inferenceId": inference_id} if inference_id else {}),
+                    "inferenceTime": when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"}
+        event = {"captureData": capture, "eventMetadata": metadata, "eventVersion": "0"}
         bucket, prefix = parse_s3_uri(config["DestinationS3Uri"])
         key = "/".join(p for p in (prefix.strip("/"), endpoint, variant, when.strftime("%Y/%m/%d/%H"),
                                    f"{when.strftime('%M-%S-%f')[:-3]}-{uuid.uuid4()}.jsonl") if p)
-        self._clients.s3.put_object(Bucket=bucket, Key=key, Body=(json.dumps(event) + "\n").encode())
+        self._s3.put_object(Bucket=bucket, Key=key, Body=(json.dumps(event) + "\n").encode())
 
 
 def capture_part(data: bytes, content_type: str, mode: str, header: dict) -> dict:
@@ -344,11 +342,3 @@ def capture_part(data: bytes, content_type: str, mode: str, header: dict) -> dic
     else:
         encoding, text = "BASE64", base64.b64encode(data).decode()
     return {"observedContentType": content_type, "mode": mode, "data": text, "encoding": encoding}
-
-
-def wrap(service: str, client: Any, clients: Any, root: str) -> Any:
-    """The local stand-in for ``service`` around the moto-backed ``client``."""
-    state = LocalState(root)
-    if service == "sagemaker":
-        return LocalSageMaker(client, state)
-    return LocalSageMakerRuntime(client, state, clients)

@@ -16,20 +16,22 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from mlops_core.aws import Clients, resolve
-from mlops_core.ensure import Action, Ensured
-from mlops_core.errors import DeploymentRolledBack, ResourceFailed
-from mlops_core.naming import resource_name
-from mlops_core.polling import DEFAULT_POLICY, ENDPOINT, Clock, WaitPolicy, wait_for
-from mlops_core.sagemaker._util import (
+from mlops_core.ensure import (
+    Action,
+    Ensured,
     definition_hash,
     delete_tolerant,
     describe_or_none,
     is_already_exists,
-    log,
     tag_list,
 )
+from mlops_core.errors import DeploymentRolledBack, ResourceFailed
+from mlops_core.logs import get_logger
+from mlops_core.naming import resource_name
+from mlops_core.polling import DEFAULT_POLICY, ENDPOINT, Clock, WaitPolicy, wait_for
 from mlops_core.sagemaker.jobs import VpcConfig
 
+log = get_logger("sagemaker")
 DEFAULT_VARIANT = "AllTraffic"
 
 

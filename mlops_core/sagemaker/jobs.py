@@ -14,8 +14,9 @@ from typing import Any, ClassVar
 from botocore.exceptions import ClientError
 
 from mlops_core.aws import Clients, resolve
-from mlops_core.ensure import Action, Ensured
+from mlops_core.ensure import Action, Ensured, describe_or_none, is_already_exists, tag_list
 from mlops_core.errors import AwsResourceError, JobFailed
+from mlops_core.logs import get_logger
 from mlops_core.naming import resource_name
 from mlops_core.polling import (
     DEFAULT_POLICY,
@@ -26,9 +27,10 @@ from mlops_core.polling import (
     WaitPolicy,
     wait_for,
 )
-from mlops_core.sagemaker._util import describe_or_none, is_already_exists, log, tag_list
 
 CREATE_RACE_ATTEMPTS = 3
+
+log = get_logger("sagemaker")
 
 
 @dataclass(frozen=True)

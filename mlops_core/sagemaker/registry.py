@@ -12,11 +12,13 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from mlops_core.aws import Clients, resolve
-from mlops_core.ensure import Action, Ensured
-from mlops_core.sagemaker._util import describe_or_none, is_already_exists, log, tag_list
+from mlops_core.ensure import Action, Ensured, describe_or_none, is_already_exists, tag_list
+from mlops_core.logs import get_logger
 
 APPROVED, PENDING, REJECTED = "Approved", "PendingManualApproval", "Rejected"
 CONTENT_TYPES = ("text/csv", "application/json")
+
+log = get_logger("sagemaker")
 
 
 def ensure_model_package_group(name: str, *, description: str = "", tags: Mapping[str, str] | None = None,

@@ -5,7 +5,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from mlops_core.errors import ConfigError
-from mlops_core.local.data import DATA_ENV, abalone_data
+from workflows.data import DATA_ENV, abalone_data
 
 ROWS = b"M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15\n"
 

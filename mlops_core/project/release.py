@@ -12,11 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_core.aws import Clients, resolve
+from mlops_core.aws import Clients
+from mlops_core.codepipeline import pipeline_execution_id
 from mlops_core.errors import AwsResourceError, ConfigError
+from mlops_core.logs import get_logger
 from mlops_core.naming import job_name, new_execution_id
 from mlops_core.s3 import s3_uri
-from mlops_core.sagemaker._util import log
 from mlops_core.sagemaker.jobs import (
     TRAINING,
     Channel,
@@ -27,6 +28,7 @@ from mlops_core.sagemaker.jobs import (
     latest_attempt,
 )
 
+log = get_logger("release")
 PREPROCESS, TRAIN, EVALUATE = "Preprocess", "Train", "Evaluate"
 PROCESSING_ROOT = "/opt/ml/processing"
 
@@ -121,22 +123,6 @@ class Release:
                                    f"re-run `bin/build.py train` with EXECUTION_ID={self.execution_id} "
                                    "to wait for it (or --retry-failed to train again)")
         return job["ModelArtifacts"]["S3ModelArtifacts"]
-
-
-def pipeline_execution_id(pipeline: str, build_id: str | None = None, *, clients: Clients | None = None) -> str:
-    """The id of the execution of ``pipeline`` that runs CodeBuild build ``build_id`` (else the running one)."""
-    stages = resolve(clients).codepipeline.get_pipeline_state(name=pipeline)["stageStates"]
-    for stage in stages:
-        execution = stage.get("latestExecution", {})
-        actions = [a.get("latestExecution", {}).get("externalExecutionId") for a in stage.get("actionStates", [])]
-        if build_id and build_id in actions and execution.get("pipelineExecutionId"):
-            return execution["pipelineExecutionId"]
-    running = [s["latestExecution"]["pipelineExecutionId"] for s in stages
-               if s.get("latestExecution", {}).get("status") == "InProgress"]
-    if running:
-        return running[0]
-    raise ConfigError(f"EXECUTION_ID is not set and pipeline {pipeline} has no running execution: "
-                      "set EXECUTION_ID=#{codepipeline.PipelineExecutionId} in the CodePipeline action")
 
 
 def resolve_execution_id(configured: str | None, *, generate: bool = False, clients: Clients | None = None,
