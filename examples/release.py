@@ -18,7 +18,6 @@ from mlops_core.sagemaker.endpoints import DataCapture, deploy_model
 from mlops_core.sagemaker.jobs import run_job
 from mlops_core.sagemaker.registry import APPROVED, REJECTED, ensure_model_package_group, register_version
 
-
 SETTINGS = ("model_name", "bucket_name", "role_arn", "image_uri", "execution_id", "epochs", "batch_size",
             "threshold", "model_package_group", "endpoint_name", "instance_type", "aws_region")
 

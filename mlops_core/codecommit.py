@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 
 from botocore.exceptions import ClientError
 
-from mlops_core.aws import Clients, error_code, is_not_found, resolve
-from mlops_core.ensure import Action, Ensured, result
+from mlops_core.aws import Clients, error_code, resolve
+from mlops_core.ensure import Action, Ensured, describe_or_none, result
 
 KIND = "codecommit repository"
 BRANCH_MISSING = ("BranchDoesNotExistException",)
@@ -28,12 +28,9 @@ def readme(repository: str, code_branch: str = "main", model_branch: str = "mode
 
 
 def get_repository(name: str, *, clients: Clients | None = None) -> dict | None:
-    try:
-        return resolve(clients).codecommit.get_repository(repositoryName=name)["repositoryMetadata"]
-    except ClientError as exc:
-        if is_not_found(exc):
-            return None
-        raise
+    """The repository's metadata, or None when it does not exist."""
+    found = describe_or_none(resolve(clients).codecommit.get_repository, repositoryName=name)
+    return found["repositoryMetadata"] if found else None
 
 
 def ensure_repository(name: str, *, description: str = "", tags: Mapping[str, str] | None = None,

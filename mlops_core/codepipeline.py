@@ -8,7 +8,7 @@ from dataclasses import replace
 from botocore.exceptions import ClientError
 
 from mlops_core.aws import Clients, is_not_found, resolve
-from mlops_core.ensure import Action, Ensured, contains, result, retry_until_role_usable
+from mlops_core.ensure import Action, Ensured, contains, describe_or_none, result, retry_until_role_usable
 from mlops_core.errors import AwsResourceError, ConfigError
 from mlops_core.logs import get_logger
 from mlops_core.polling import DEFAULT_POLICY, PIPELINE_EXECUTION, Clock, WaitPolicy, wait_for
@@ -33,12 +33,8 @@ def action(name: str, category: str, provider: str, configuration: dict, *, run_
 
 def get_pipeline(name: str, *, clients: Clients | None = None) -> dict | None:
     """The pipeline structure, or None when there is no such pipeline."""
-    try:
-        return resolve(clients).codepipeline.get_pipeline(name=name)["pipeline"]
-    except ClientError as exc:
-        if is_not_found(exc):
-            return None
-        raise
+    found = describe_or_none(resolve(clients).codepipeline.get_pipeline, name=name)
+    return found["pipeline"] if found else None
 
 
 def ensure_pipeline(definition: dict, *, tags: Mapping[str, str] | None = None, dry_run: bool = False,

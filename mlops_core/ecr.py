@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from botocore.exceptions import ClientError
-
-from mlops_core.aws import Clients, is_not_found, resolve
-from mlops_core.ensure import Action, Ensured, contains, normalize_document, result
+from mlops_core.aws import Clients, resolve
+from mlops_core.ensure import (
+    Ensured,
+    contains,
+    delete_tolerant,
+    describe_or_none,
+    normalize_document,
+    result,
+)
 
 KIND = "ecr repository"
 
@@ -23,21 +28,13 @@ def lifecycle_policy(keep_images: int) -> dict:
 
 def describe_repository(name: str, *, clients: Clients | None = None) -> dict | None:
     """The repository's description, or None when it does not exist."""
-    try:
-        return resolve(clients).ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
-    except ClientError as exc:
-        if is_not_found(exc):
-            return None
-        raise
+    found = describe_or_none(resolve(clients).ecr.describe_repositories, repositoryNames=[name])
+    return found["repositories"][0] if found else None
 
 
 def _current_lifecycle_policy(ecr, name: str) -> dict | None:
-    try:
-        return normalize_document(ecr.get_lifecycle_policy(repositoryName=name)["lifecyclePolicyText"])
-    except ClientError as exc:
-        if is_not_found(exc):
-            return None
-        raise
+    found = describe_or_none(ecr.get_lifecycle_policy, repositoryName=name)
+    return normalize_document(found["lifecyclePolicyText"]) if found else None
 
 
 def ensure_repository(name: str, *, keep_images: int = 10, tags: Mapping[str, str] | None = None,
@@ -72,10 +69,4 @@ def ensure_repository(name: str, *, keep_images: int = 10, tags: Mapping[str, st
 
 def delete_repository(name: str, *, clients: Clients | None = None) -> Ensured:
     """Delete the repository with its images (``force``); ABSENT when it is already gone."""
-    try:
-        resolve(clients).ecr.delete_repository(repositoryName=name, force=True)
-    except ClientError as exc:
-        if is_not_found(exc):
-            return Ensured(Action.ABSENT, KIND, name)
-        raise
-    return Ensured(Action.DELETED, KIND, name)
+    return delete_tolerant(KIND, name, resolve(clients).ecr.delete_repository, repositoryName=name, force=True)

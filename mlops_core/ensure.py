@@ -119,11 +119,12 @@ def definition_hash(definition: Any, length: int = 8) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:length]
 
 
-def delete_tolerant(kind: str, name: str, delete: Callable[..., Any], *, exists: Callable[[], bool],
+def delete_tolerant(kind: str, name: str, delete: Callable[..., Any], *, exists: Callable[[], bool] | None = None,
                     gone: Callable[[BaseException], bool] = is_not_found, **kwargs: Any) -> Ensured:
-    """``delete(**kwargs)`` when ``exists()``; ABSENT without a delete call when it does not, and when
-    the delete call says it is already gone (``gone(error)``)."""
-    if not exists():
+    """``delete(**kwargs)``: DELETED, or ABSENT when the delete call says it is already gone (``gone(error)``).
+
+    With ``exists``, ABSENT without any delete call when ``exists()`` is False."""
+    if exists is not None and not exists():
         return Ensured(Action.ABSENT, kind, name)
     try:
         delete(**kwargs)

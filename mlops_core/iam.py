@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from botocore.exceptions import ClientError
 
 from mlops_core.aws import Clients, is_not_found, resolve
-from mlops_core.ensure import Action, Ensured, normalize_document, result
+from mlops_core.ensure import Action, Ensured, describe_or_none, normalize_document, result
 
 KIND = "iam role"
 DEFAULT_POLICY_NAME = "least-privilege"
@@ -68,12 +68,8 @@ def policy_document(*statements: dict) -> dict:
 
 
 def _role(iam, name: str) -> dict | None:
-    try:
-        return iam.get_role(RoleName=name)["Role"]
-    except ClientError as exc:
-        if is_not_found(exc):
-            return None
-        raise
+    found = describe_or_none(iam.get_role, RoleName=name)
+    return found["Role"] if found else None
 
 
 def ensure_role(name: str, *, service: str, policies: Mapping[str, dict], description: str = "",

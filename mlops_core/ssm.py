@@ -4,22 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from botocore.exceptions import ClientError
-
-from mlops_core.aws import Clients, is_not_found, resolve
-from mlops_core.ensure import Action, Ensured, result
+from mlops_core.aws import Clients, resolve
+from mlops_core.ensure import Ensured, delete_tolerant, describe_or_none, result
 
 KIND = "ssm parameter"
 
 
 def get_parameter(name: str, *, clients: Clients | None = None) -> str | None:
     """The parameter's value, or None when it does not exist."""
-    try:
-        return resolve(clients).ssm.get_parameter(Name=name)["Parameter"]["Value"]
-    except ClientError as exc:
-        if is_not_found(exc):
-            return None
-        raise
+    found = describe_or_none(resolve(clients).ssm.get_parameter, Name=name)
+    return found["Parameter"]["Value"] if found else None
 
 
 def get_parameters(names: Iterable[str], *, clients: Clients | None = None) -> dict[str, str]:
@@ -51,10 +45,5 @@ def ensure_parameter(name: str, value: str, *, description: str = "", tags: Mapp
 
 
 def delete_parameter(name: str, *, clients: Clients | None = None) -> Ensured:
-    try:
-        resolve(clients).ssm.delete_parameter(Name=name)
-    except ClientError as exc:
-        if is_not_found(exc):
-            return Ensured(Action.ABSENT, KIND, name)
-        raise
-    return Ensured(Action.DELETED, KIND, name)
+    """Delete the parameter; ABSENT when it is already gone."""
+    return delete_tolerant(KIND, name, resolve(clients).ssm.delete_parameter, Name=name)
