@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import argparse
 
-from mlops_core.aws import Clients, resolve
+from mlops_core.aws import Clients
 from mlops_core.cli import run
 from mlops_core.project import add_project_arguments, bootstrap, describe_results, project_from_args
+from mlops_core.project.bootstrap import project_config
 from workflows.ml_workflow import definition
 
 
@@ -22,8 +23,9 @@ def main(argv: list[str] | None = None, *, clients: Clients | None = None) -> in
     add_project_arguments(parser)
     parser.add_argument("--dry-run", action="store_true", help="print the plan; make no change")
     args = parser.parse_args(argv)
-    clients = resolve(clients)
-    project = project_from_args(args, clients=clients)
+    config = project_config(args)
+    clients = clients if clients is not None else Clients(region=config.aws_region)
+    project = project_from_args(args, config=config, clients=clients)
     workflow = definition(project.role_arn("sagemaker")) if project.build_stage == "workflow" else None
     results = bootstrap(project, workflow_definition=workflow, dry_run=args.dry_run, clients=clients)
     print(f"{'plan' if args.dry_run else 'done'} for project {project.name} "

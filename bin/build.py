@@ -16,18 +16,18 @@ from mlops_core.cli import run
 from mlops_core.config import add_config_arguments, config_from_args
 from mlops_core.errors import AwsResourceError, QualityGateFailed
 from mlops_core.gate import evaluate_gate
-from mlops_core.project.release import Compute, Release, resolve_execution_id
+from mlops_core.project.release import Compute, Release, execution_id_settings, resolve_execution_id
 from mlops_core.s3 import list_keys
 from mlops_core.sagemaker.jobs import run_job
 
 SETTINGS = ("model_name", "bucket_name", "role_arn", "image_uri", "execution_id", "threshold", "epochs",
             "batch_size", "instance_type", "model_package_group", "aws_region")
-REQUIRED = ("model_name", "bucket_name", "role_arn", "image_uri")
+REQUIRED = ("model_name", "bucket_name", "role_arn", "image_uri", "aws_region")
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=("preprocess", "train", "evaluate"))
+    parser.add_argument("step", choices=("preprocess", "train", "evaluate"), help="the build step to run")
     add_config_arguments(parser, SETTINGS)
     parser.add_argument("--instance-count", type=int, default=1, help="instances of the job (default 1)")
     parser.add_argument("--volume-size-gb", type=int, default=30, help="storage per instance (default 30)")
@@ -44,7 +44,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
-    config = config_from_args(args, REQUIRED)
+    config = config_from_args(args, REQUIRED + execution_id_settings(generate=args.step == "preprocess"))
     clients = Clients(region=config.aws_region)
     execution_id = resolve_execution_id(config.execution_id, generate=args.step == "preprocess", clients=clients)
     release = Release(config.bucket_name, config.model_name, execution_id)

@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     add_config_arguments(parser, SETTINGS)
     parser.add_argument("--no-release", action="store_true", help="merge only, start no pipeline execution")
     args = parser.parse_args(argv)
-    config = config_from_args(args, ("model_name", "bucket_name"))
+    config = config_from_args(args, ("model_name", "bucket_name", "aws_region"))
     report = ingest(config.bucket_name, config.model_name,
                     pipeline_name=None if args.no_release else config.pipeline_name,
                     clients=Clients(region=config.aws_region))

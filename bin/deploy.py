@@ -16,7 +16,7 @@ from mlops_core.cli import run
 from mlops_core.config import add_config_arguments, config_from_args
 from mlops_core.errors import QualityGateFailed
 from mlops_core.gate import evaluate_gate
-from mlops_core.project.release import Release, data_capture_uri, resolve_execution_id
+from mlops_core.project.release import Release, data_capture_uri, execution_id_settings, resolve_execution_id
 from mlops_core.sagemaker.endpoints import DataCapture, deploy_model
 from mlops_core.sagemaker.registry import (
     APPROVED,
@@ -43,8 +43,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--capture-percent", type=int, default=100, help="data capture sampling (default 100)")
     parser.add_argument("--autoscaling", action="store_true",
                         help="scale between --instance-count and --max-instances on invocations per instance")
-    parser.add_argument("--max-instances", type=int, default=10)
-    parser.add_argument("--target-invocations", type=float, default=750.0)
+    parser.add_argument("--max-instances", type=int, default=10, help="--autoscaling: at most this many instances "
+                                                                      "(default 10)")
+    parser.add_argument("--target-invocations", type=float, default=750.0,
+                        help="--autoscaling: invocations per instance per minute to keep (default 750)")
     parser.add_argument("--keep-old", action="store_true", help="keep superseded endpoint configs and models")
     return parser.parse_args()
 
@@ -67,7 +69,8 @@ def register_release(config, args, group: str, clients: Clients) -> None:
 
 def main() -> int:
     args = parse_args()
-    required = ["model_name", "bucket_name", "role_arn"] + ([] if args.latest_approved else ["image_uri"])
+    required = ["model_name", "bucket_name", "role_arn", "aws_region"] + (
+        [] if args.latest_approved else ["image_uri", *execution_id_settings(generate=False)])
     config = config_from_args(args, required)
     clients = Clients(region=config.aws_region)
     group = config.model_package_group or config.model_name

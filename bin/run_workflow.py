@@ -25,7 +25,7 @@ from workflows.ml_workflow import definition, gate_result, run_release
 
 SETTINGS = ("model_name", "bucket_name", "role_arn", "image_uri", "execution_id", "threshold", "epochs",
             "batch_size", "instance_type", "model_package_group", "aws_region")
-REQUIRED = ("model_name", "bucket_name", "role_arn", "image_uri")
+REQUIRED = ("model_name", "bucket_name", "role_arn", "image_uri", "aws_region")
 ROLE_PLACEHOLDER = "arn:aws:iam::123456789012:role/SAGEMAKER-ROLE"
 
 

@@ -25,7 +25,7 @@ SETTINGS = ("model_name", "bucket_name", "role_arn", "image_uri", "execution_id"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_arguments(parser, SETTINGS)
-    config = config_from_args(parser.parse_args(), ["model_name", "bucket_name", "role_arn", "image_uri"])
+    config = config_from_args(parser.parse_args(), ["model_name", "bucket_name", "role_arn", "image_uri", "aws_region"])
     clients = Clients(region=config.aws_region)
     execution_id = resolve_execution_id(config.execution_id, generate=True, clients=clients)
     release = Release(config.bucket_name, config.model_name, execution_id)

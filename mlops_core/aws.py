@@ -32,8 +32,8 @@ def resolve_region(session: boto3.Session | None = None, region: str | None = No
              or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
     if not found:
         raise ConfigError(
-            "AWS_REGION: no AWS region is set; export AWS_REGION=eu-west-1 (or pass --region, "
-            "or set region in ~/.aws/config)"
+            "AWS_REGION is not set: expected an AWS region like eu-west-1 (export AWS_REGION=... or pass "
+            "--aws-region, or set region in ~/.aws/config)"
         )
     return found
 

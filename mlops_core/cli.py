@@ -5,10 +5,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
+from botocore.exceptions import NoCredentialsError, PartialCredentialsError, ProfileNotFound
+
 from mlops_core.errors import ConfigError, MlopsError
 from mlops_core.logs import configure_logging, get_logger
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+CREDENTIALS_HELP = ("no usable AWS credentials: set AWS_PROFILE (see `aws configure`) or AWS_ACCESS_KEY_ID and "
+                    "AWS_SECRET_ACCESS_KEY, or run where a role provides them (CodeBuild, an instance profile); "
+                    "for the embedded AWS, any dummy values with AWS_ENDPOINT_URL")
 
 
 def run(main: Callable[[], int | None]) -> None:
@@ -19,6 +24,9 @@ def run(main: Callable[[], int | None]) -> None:
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"configuration error: {problem}", file=sys.stderr)
+        code = EXIT_CONFIG
+    except (NoCredentialsError, PartialCredentialsError, ProfileNotFound) as exc:
+        print(f"configuration error: {CREDENTIALS_HELP} ({exc})", file=sys.stderr)
         code = EXIT_CONFIG
     except MlopsError as exc:
         get_logger("cli").error("failed", error_type=type(exc).__name__, error=str(exc))

@@ -137,11 +137,12 @@ def load_config(required: Iterable[str] = (), overrides: Mapping[str, Any] | Non
     for setting in SETTINGS:
         raw = overrides.get(setting.attr, env.get(setting.env))
         if setting.attr == "aws_region" and raw is None:
-            raw = env.get("AWS_DEFAULT_REGION")
+            raw = env.get("AWS_DEFAULT_REGION") or (_profile_region(env, problems) if "aws_region" in needed else None)
         if raw is None or str(raw).strip() == "":
             if setting.attr in needed:
+                where = " or set region in ~/.aws/config" if setting.attr == "aws_region" else ""
                 problems.append(f"{setting.env} is not set: expected {setting.expected} "
-                                f"(export {setting.env}=... or pass {setting.flag})")
+                                f"(export {setting.env}=... or pass {setting.flag}{where})")
             continue
         try:
             values[setting.attr] = setting.parse(str(raw).strip())
@@ -150,6 +151,18 @@ def load_config(required: Iterable[str] = (), overrides: Mapping[str, Any] | Non
     if problems:
         raise ConfigError(problems)
     return Config(**values)
+
+
+def _profile_region(env: Mapping[str, str], problems: list[str]) -> str | None:
+    """The region of the AWS config file's profile (AWS_PROFILE, else ``default``), read without any AWS call."""
+    import botocore.session
+
+    profiles = botocore.session.Session().full_config.get("profiles", {})
+    name = env.get("AWS_PROFILE") or "default"
+    if env.get("AWS_PROFILE") and name not in profiles:
+        problems.append(f"AWS_PROFILE={name!r} names no profile of the AWS config file (~/.aws/config): "
+                        "fix AWS_PROFILE or run `aws configure --profile NAME`")
+    return profiles.get(name, {}).get("region")
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, names: Iterable[str]) -> None:

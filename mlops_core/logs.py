@@ -8,14 +8,23 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-SECRET_KEY = re.compile(r"pass(word|wd)?|secret|token|credential|api[_-]?key|private[_-]?key|authorization",
-                        re.IGNORECASE)
+SECRET_KEYS = frozenset({
+    "password", "passwd", "secret", "secrets", "token", "tokens", "credential", "credentials", "authorization",
+    "api_key", "apikey", "private_key", "client_secret", "access_token", "refresh_token", "id_token",
+    "session_token", "secret_key", "secret_access_key", "aws_secret_access_key", "aws_session_token",
+    "secretaccesskey", "sessiontoken", "x_amz_security_token", "cookie", "set_cookie",
+})
 REDACTED = "***"
+
+
+def is_secret_key(key: object) -> bool:
+    """True for a key named like a secret (exact names, case and ``-``/``_`` ignored): ``password`` is, ``passed``
+    or ``token_count`` are not."""
+    return isinstance(key, str) and key.lower().replace("-", "_") in SECRET_KEYS
 
 
 class _LazyLogger:
@@ -46,15 +55,14 @@ def get_logger(name: str) -> Any:
 def redact(value: Any) -> Any:
     """Copy of ``value`` with anything stored under a secret-looking key replaced by ``***``."""
     if isinstance(value, Mapping):
-        return {k: REDACTED if isinstance(k, str) and SECRET_KEY.search(k) else redact(v)
-                for k, v in value.items()}
+        return {k: REDACTED if is_secret_key(k) else redact(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return type(value)(redact(v) for v in value)
     return value
 
 
 def redact_secrets(_logger: Any, _method: str, event_dict: dict) -> dict:
-    """structlog processor: redact values under keys like password, secret, token, credentials."""
+    """structlog processor: redact values under secret keys (password, secret, token, credentials, ...)."""
     return redact(event_dict)
 
 

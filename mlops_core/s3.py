@@ -107,11 +107,23 @@ def bucket_exists(bucket: str, *, clients: Clients | None = None) -> bool:
         raise
 
 
+def merge_policy(current: dict | None, ours: dict) -> dict:
+    """``current`` (a policy document, or None) with ``ours``'s statements put in by ``Sid``: a statement with
+    the same Sid is replaced where it stands, a new one appended, every other statement kept as it is."""
+    if not current:
+        return ours
+    wanted = {statement["Sid"]: statement for statement in ours["Statement"]}
+    kept = [wanted.pop(statement.get("Sid"), statement) for statement in current.get("Statement", [])]
+    return {**current, "Statement": kept + list(wanted.values())}
+
+
 def _bucket_settings(s3: Any, bucket: str, kms_key_arn: str | None, tags: Mapping[str, str],
                      tls_only: bool, partition: str) -> dict[str, tuple[Callable[[], Any], Any, Callable[[], Any]]]:
     """label -> (read the current value, the desired value, write the desired value)."""
     encryption = encryption_configuration(kms_key_arn)
-    policy = tls_only_policy(bucket, partition)
+    current_policy = _read(lambda: normalize_document(s3.get_bucket_policy(Bucket=bucket)["Policy"])) \
+        if tls_only else None
+    policy = normalize_document(merge_policy(current_policy, tls_only_policy(bucket, partition)))
 
     def write_tags() -> None:  # keep tags that others set
         merged = {**bucket_tags(bucket, s3=s3), **tags}
@@ -127,8 +139,7 @@ def _bucket_settings(s3: Any, bucket: str, kms_key_arn: str | None, tags: Mappin
             lambda: _read(lambda: s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"],
                           "NoSuchPublicAccessBlockConfiguration"), PUBLIC_ACCESS_BLOCK,
             lambda: s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK)),
-        "policy": (lambda: _read(lambda: normalize_document(s3.get_bucket_policy(Bucket=bucket)["Policy"])),
-                   normalize_document(policy), lambda: s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))),
+        "policy": (lambda: current_policy, policy, lambda: s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))),
         "tags": (lambda: bucket_tags(bucket, s3=s3), dict(tags), write_tags),
     }
     if not tls_only:
@@ -139,6 +150,8 @@ def _bucket_settings(s3: Any, bucket: str, kms_key_arn: str | None, tags: Mappin
 def ensure_bucket(bucket: str, *, kms_key_arn: str | None = None, tags: Mapping[str, str] | None = None,
                   tls_only: bool = True, dry_run: bool = False, clients: Clients | None = None) -> Ensured:
     """Create or fix a bucket: versioning, default encryption, public access block, TLS-only policy, tags.
+
+    The TLS-only statement is merged into the bucket policy by its Sid; statements others wrote are kept.
 
     ``tls_only=False`` leaves the bucket policy alone: only for moto, whose bucket policy check ignores
     conditions and so turns the TLS-only deny into a deny of every object request.
@@ -189,12 +202,38 @@ def empty_bucket(bucket: str, *, batch: int = 1000, clients: Clients | None = No
         deleted += len(entries)
 
 
-def delete_bucket(bucket: str, *, clients: Clients | None = None) -> Ensured:
-    """Drop the bucket policy, empty the bucket (all versions) and delete it; ABSENT when already gone."""
+def require_bucket_tags(bucket: str, tags: Mapping[str, str], *, clients: Clients | None = None) -> bool:
+    """Whether the bucket exists; AwsResourceError when it exists without ``tags`` (someone else's bucket)."""
     clients = resolve(clients)
     if not bucket_exists(bucket, clients=clients):
+        return False
+    found = bucket_tags(bucket, clients=clients)
+    missing = {k: v for k, v in tags.items() if found.get(k) != v}
+    if missing:
+        wanted = ", ".join(f"{k}={v}" for k, v in missing.items())
+        raise AwsResourceError(f"bucket {bucket}", "delete", f"it has no tag {wanted}, so it was not created for "
+                               "this project", "check the bucket name; a bucket is only deleted by the project "
+                               "that created it")
+    return True
+
+
+def delete_bucket(bucket: str, *, required_tags: Mapping[str, str] | None = None, delete_objects: bool = False,
+                  clients: Clients | None = None) -> Ensured:
+    """Delete the bucket; ABSENT when it is already gone.
+
+    ``required_tags`` (e.g. ``{"project": name}``): refuse a bucket without them. A bucket holding objects
+    is kept (UNCHANGED, ``details["kept"]`` says why) unless ``delete_objects``: then its policy is dropped
+    (a deny in it must not block the deletes), every object version deleted, and the bucket.
+    """
+    clients = resolve(clients)
+    if not require_bucket_tags(bucket, required_tags or {}, clients=clients):
         return Ensured(Action.ABSENT, "s3 bucket", bucket)
-    clients.s3.delete_bucket_policy(Bucket=bucket)  # a deny in the bucket's own policy must not block teardown
+    if not delete_objects:
+        held = clients.s3.list_object_versions(Bucket=bucket, MaxKeys=1)
+        if held.get("Versions") or held.get("DeleteMarkers"):
+            return Ensured(Action.UNCHANGED, "s3 bucket", bucket,
+                           details={"kept": "it holds data: delete it with delete_objects (--delete-data)"})
+    clients.s3.delete_bucket_policy(Bucket=bucket)
     objects = empty_bucket(bucket, clients=clients)
     clients.s3.delete_bucket(Bucket=bucket)
     return Ensured(Action.DELETED, "s3 bucket", bucket, details={"objects_deleted": objects})

@@ -74,6 +74,8 @@ def _measurement(value: object, name: str, line: int) -> float:
         number = float(value)
     except (TypeError, ValueError):
         raise RowError(line, name, f"not a number: {str(value)[:20]!r}") from None
+    except OverflowError:  # an integer too large for a float (JSON allows any number of digits)
+        raise RowError(line, name, f"not finite: an integer of {len(str(value))} digits") from None
     if not math.isfinite(number):
         raise RowError(line, name, f"not finite: {str(value)[:20]!r}")
     if number < 0:

@@ -22,6 +22,7 @@ from model_container.predictor import Predictor
 from model_container.schema import FEATURES, RowError, is_header, parse_row
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker's own invocation payload limit
+BODY_TIMEOUT_S = 5.0  # a client that stops sending its body gets 408 after this many seconds of silence
 DRAIN_BYTES = 8 * MAX_BODY_BYTES  # beyond this an oversized body is not read; the connection just closes
 CSV, JSON = "text/csv", "application/json"
 AGE_OFFSET = 1.5
@@ -100,19 +101,29 @@ def _answer_type(accept: str | None, content_type: str) -> str:
 
 
 def _read_body(environ: dict) -> bytes:
-    """The request body; over MAX_BODY_BYTES a 413 (after draining up to DRAIN_BYTES so the client reads it)."""
+    """The request body; over MAX_BODY_BYTES a 413 (after draining up to DRAIN_BYTES so the client reads it);
+    a body that stalls for MODEL_SERVER_BODY_TIMEOUT seconds (default 5) a 408, freeing the thread."""
     try:
         length = int(environ.get("CONTENT_LENGTH") or -1)
     except ValueError:
         raise HttpError("400 Bad Request", "invalid Content-Length") from None
-    stream = environ["wsgi.input"]
-    body = stream.read(min(length, MAX_BODY_BYTES + 1) if length >= 0 else MAX_BODY_BYTES + 1)
-    if len(body) > MAX_BODY_BYTES:
-        drained = len(body)
-        while drained < DRAIN_BYTES and (chunk := stream.read(1 << 16)):
-            drained += len(chunk)
-        raise HttpError("413 Request Entity Too Large",
-                        f"body of {max(length, drained)} bytes is over the limit of {MAX_BODY_BYTES}")
+    stream, sock = environ["wsgi.input"], environ.get("gunicorn.socket")
+    timeout = float(os.environ.get("MODEL_SERVER_BODY_TIMEOUT") or BODY_TIMEOUT_S)
+    if sock is not None:
+        sock.settimeout(timeout)
+    try:
+        body = stream.read(min(length, MAX_BODY_BYTES + 1) if length >= 0 else MAX_BODY_BYTES + 1)
+        if len(body) > MAX_BODY_BYTES:
+            drained = len(body)
+            while drained < DRAIN_BYTES and (chunk := stream.read(1 << 16)):
+                drained += len(chunk)
+            raise HttpError("413 Request Entity Too Large",
+                            f"body of {max(length, drained)} bytes is over the limit of {MAX_BODY_BYTES}")
+    except TimeoutError:
+        raise HttpError("408 Request Timeout", f"the request body stalled for {timeout:g} s") from None
+    finally:
+        if sock is not None:
+            sock.settimeout(None)
     return body
 
 
@@ -174,15 +185,17 @@ def run() -> None:
 
 
 def run_server(load_app: Callable[[], Callable], **overrides) -> None:
-    """gunicorn on 0.0.0.0 (MODEL_SERVER_HOST) port 8080 (SAGEMAKER_BIND_TO_PORT), MODEL_SERVER_WORKERS
-    sync workers (default: the cores, at most 2) and MODEL_SERVER_TIMEOUT seconds (default 60)."""
+    """gunicorn on 0.0.0.0 (MODEL_SERVER_HOST) port 8080 (SAGEMAKER_BIND_TO_PORT): MODEL_SERVER_WORKERS
+    workers (default: the cores, at most 2) of MODEL_SERVER_THREADS threads each (default 8), so a slow or
+    stalled client holds one thread, never the /ping answer; MODEL_SERVER_TIMEOUT seconds (default 60)."""
     from gunicorn.app.base import BaseApplication
 
     options = {
         "bind": f"{os.environ.get('MODEL_SERVER_HOST', '0.0.0.0')}:{os.environ.get('SAGEMAKER_BIND_TO_PORT', '8080')}",
         "workers": int(os.environ.get("MODEL_SERVER_WORKERS") or min(os.cpu_count() or 1, 2)),
+        "threads": int(os.environ.get("MODEL_SERVER_THREADS") or 8),
         "timeout": int(os.environ.get("MODEL_SERVER_TIMEOUT") or 60),
-        "worker_class": "sync",
+        "worker_class": "gthread",
         "errorlog": "-",
         "loglevel": os.environ.get("MODEL_SERVER_LOG_LEVEL", "info"),
         **overrides,

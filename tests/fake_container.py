@@ -62,7 +62,8 @@ def main() -> None:
         if (ROOT / "model" / "BROKEN").exists():
             print("model is broken", flush=True)
             sys.exit(3)
-        ThreadingHTTPServer(("127.0.0.1", int(os.environ["SAGEMAKER_BIND_TO_PORT"])), Handler).serve_forever()
+        host = os.environ.get("MODEL_SERVER_HOST", "0.0.0.0")  # the real container's contract (serve.py)
+        ThreadingHTTPServer((host, int(os.environ["SAGEMAKER_BIND_TO_PORT"])), Handler).serve_forever()
 
 
 if __name__ == "__main__":

@@ -105,10 +105,10 @@ def test_delete_empties_every_version_and_delete_marker(aws):
     aws.s3.delete_object(Bucket="data", Key="abalone/data/current/a.csv")  # a delete marker
     aws.s3.put_object(Bucket="data", Key="other.json", Body=b"{}")
     ensure_bucket("data", clients=aws)  # the TLS-only policy does not stop the (bucket-level) deletes
-    ensured = delete_bucket("data", clients=aws)
+    ensured = delete_bucket("data", delete_objects=True, clients=aws)
     assert ensured.action is Action.DELETED and ensured.details["objects_deleted"] == 5
     assert aws.s3.list_buckets()["Buckets"] == []
-    assert delete_bucket("data", clients=aws).action is Action.ABSENT
+    assert delete_bucket("data", delete_objects=True, clients=aws).action is Action.ABSENT
 
 
 def test_empty_bucket_goes_on_until_nothing_is_left(aws, recorder):
@@ -127,3 +127,21 @@ def test_a_bucket_name_owned_by_another_account_is_a_clear_error():
         stub.add_client_error("head_bucket", "403", "Forbidden", 403)
         with pytest.raises(AwsResourceError, match="taken-bucket.*another account.*BUCKET_NAME"):
             ensure_bucket("taken-bucket", clients=Clients(s3=s3, region="us-east-1"))
+
+
+def test_ensure_bucket_merges_its_statement_into_a_policy_others_wrote(aws, recorder):
+    ensure_bucket("shared", clients=aws)
+    policy = json.loads(aws.s3.get_bucket_policy(Bucket="shared")["Policy"])
+    theirs = {"Sid": "AuditorRead", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+              "Action": "s3:GetObject", "Resource": "arn:aws:s3:::shared/*"}
+    policy["Statement"].insert(0, theirs)
+    aws.s3.put_bucket_policy(Bucket="shared", Policy=json.dumps(policy))
+    recorder.clear()
+    assert ensure_bucket("shared", clients=aws).action is Action.UNCHANGED
+    assert recorder.mutating == []
+    policy["Statement"][1]["Condition"] = {"Bool": {"aws:SecureTransport": "true"}}  # our statement drifted
+    aws.s3.put_bucket_policy(Bucket="shared", Policy=json.dumps(policy))
+    assert ensure_bucket("shared", clients=aws).details["changes"] == ["policy"]
+    statements = json.loads(aws.s3.get_bucket_policy(Bucket="shared")["Policy"])["Statement"]
+    assert [s["Sid"] for s in statements] == ["AuditorRead", "DenyInsecureTransport"]
+    assert statements[0] == theirs and statements[1]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}

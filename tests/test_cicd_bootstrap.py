@@ -13,7 +13,7 @@ from botocore.stub import Stubber
 
 from mlops_core.aws import Clients
 from mlops_core.ensure import Action
-from mlops_core.errors import ConfigError
+from mlops_core.errors import AwsResourceError, ConfigError
 from mlops_core.project import ROLE_KINDS, TASKS, Project, bootstrap, teardown
 from mlops_core.project.buildspecs import build_project
 
@@ -175,11 +175,11 @@ def test_teardown_leaves_nothing_behind_and_can_run_twice(aws):
     bootstrap(project(tls_only=False), clients=aws)  # moto would deny the object writes under the TLS policy
     _fill(aws)
     bootstrap(project(), clients=aws)
-    results = teardown(project(), clients=aws)
+    results = teardown(project(), delete_data=True, clients=aws)
     assert {r.action for r in results} == {Action.DELETED}
     assert [r.details.get("objects_deleted") for r in results if r.kind == "s3 bucket"] == [3]
     assert_nothing_left(aws)
-    again = teardown(project(), clients=aws)
+    again = teardown(project(), delete_data=True, clients=aws)
     assert {r.action for r in again} == {Action.ABSENT}
     assert_nothing_left(aws)
 
@@ -243,3 +243,25 @@ def test_scripts_against_moto_server(server_env, tmp_path):
     deleted = run("bin/teardown.py", "--yes")
     assert deleted.returncode == 0, deleted.stderr
     assert "delete             s3 bucket" in deleted.stdout
+
+
+def test_teardown_refuses_a_bucket_the_project_did_not_create_before_deleting_anything(aws):
+    aws.s3.create_bucket(Bucket="someone-elses-data")
+    aws.s3.put_object(Bucket="someone-elses-data", Key="precious.csv", Body=b"1")
+    bootstrap(project(), clients=aws)
+    with pytest.raises(AwsResourceError, match="someone-elses-data.*no tag project=abalone"):
+        teardown(project(bucket_name="someone-elses-data"), delete_data=True, clients=aws)
+    assert aws.s3.get_object(Bucket="someone-elses-data", Key="precious.csv")["Body"].read() == b"1"
+    assert aws.codepipeline.list_pipelines()["pipelines"] != [], "nothing may be deleted"
+
+
+def test_teardown_keeps_a_bucket_holding_data_unless_asked_to_delete_it(aws, capsys):
+    bootstrap(project(tls_only=False), clients=aws)
+    _fill(aws)
+    assert _script("teardown").main(["--project", "abalone", "--yes"], clients=aws) == 0
+    out = capsys.readouterr().out
+    assert "leave alone        s3 bucket abalone-123456789012-us-east-1 (it holds data" in out
+    assert [b["Name"] for b in aws.s3.list_buckets()["Buckets"]] == ["abalone-123456789012-us-east-1"]
+    assert aws.codepipeline.list_pipelines()["pipelines"] == []
+    assert _script("teardown").main(["--project", "abalone", "--yes", "--delete-data"], clients=aws) == 0
+    assert_nothing_left(aws)

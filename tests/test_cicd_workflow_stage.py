@@ -192,7 +192,7 @@ def test_bootstrap_and_teardown_scripts_take_the_build_stage(aws, capsys):
     assert f"would create       state machine {MACHINE}" in plan
     assert "would create       codebuild project abalone-workflow" in plan and "abalone-train" not in plan
     assert _script("bootstrap").main(["--project", "abalone", "--build-stage", "workflow"], clients=aws) == 0
-    assert _script("teardown").main(["--project", "abalone", "--build-stage", "workflow", "--yes"], clients=aws) == 0
+    assert _script("teardown").main(["--project", "abalone", "--yes"], clients=aws) == 0
     assert f"delete             state machine {MACHINE}" in capsys.readouterr().out
     assert_nothing_left(aws)
 

@@ -184,6 +184,8 @@ BAD_INPUT = [
      "a row must be"),
     ("JSON huge number", "application/json", json.dumps([["M", *["1e999"] * 7]]), None, 400, 1, "length",
      "not finite"),
+    ("JSON integer too large for a float", "application/json", "[[\"M\", " + ", ".join(["1" + "0" * 400] * 7) + "]]",
+     None, 400, 1, "length", "not finite"),
     ("unsupported content type", "text/plain", ROW, None, 415, None, None, "not supported"),
     ("unsupported accept", "text/csv", ROW, "image/png", 406, None, None, "cannot answer"),
     ("body over 6 MB", "text/csv", (ROW + "\n") * (MAX_BODY_BYTES // len(ROW) + 1), None, 413, None, None, "over the limit"),
@@ -230,6 +232,25 @@ def test_fuzz_invocations_never_5xx(server, body, content_type, accept):
     if status != 200:
         assert 400 <= status < 500 and answer_type == "application/json" and json.loads(answer)["error"]
     assert server.request("GET", "/ping")[0] == 200
+
+
+def test_ping_answers_while_slow_clients_stall_and_they_get_408(model, monkeypatch):
+    monkeypatch.setenv("MODEL_SERVER_BODY_TIMEOUT", "2")
+    with running_server(model[0], workers=2) as server:
+        stalled = []
+        for _ in range(4):  # more stalled bodies than workers
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=15)
+            sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+                         b"Content-Length: 1000\r\n\r\nM,0.455,0.365")
+            stalled.append(sock)
+        time.sleep(0.3)  # every partial body is in a worker by now
+        started = time.monotonic()
+        assert server.request("GET", "/ping")[0] == 200
+        assert server.invoke(ROW)[0] == 200
+        assert time.monotonic() - started < 2.0, "a stalled client must not hold up /ping"
+        for sock in stalled:
+            with sock:
+                assert sock.recv(200).startswith(b"HTTP/1.1 408"), "a stalled body gets 408 after the timeout"
 
 
 def test_gunicorn_runs_model_server_workers_workers(model):

@@ -169,3 +169,44 @@ def test_script_merges_without_a_release(bucket, capsys):
     out = capsys.readouterr().out  # structlog is not configured here: its events go to stdout too
     report = json.loads(out[out.index("{\n"):])
     assert report["dataset_version"] == 1 and report["release"] is None
+
+
+def test_a_malformed_file_is_quarantined_whole_and_the_rest_of_the_batch_is_ingested(bucket):
+    malformed = 'M,0.5,0.4,0.1,0.8,0.3,0.2,0.25,9\nF,"' + "x" * 200_000 + "\n"  # unterminated quote, huge field
+    put(bucket, LAYOUT.key("incoming", "survey-0-broken.csv"), malformed)
+    report = ingest(BUCKET, MODEL, clients=bucket)
+    broken, good = report.files
+    assert broken["key"].endswith("survey-0-broken.csv") and "field larger than field limit" in broken["malformed"]
+    assert (broken["added"], broken["quarantine"]) == (0, LAYOUT.quarantine(broken["key"], broken["etag"], "malformed"))
+    assert read(bucket, broken["quarantine"]) == malformed  # nothing lost
+    assert good["added"] == 2 and report.dataset_version == 1 and report.rows == 7
+    assert "M,0.5,0.4,0.1,0.8,0.3,0.2,0.25,9" not in read(bucket, LAYOUT.version(1))  # no row of the broken file
+    manifest = json.loads(read(bucket, LAYOUT.manifest))
+    assert [(f["key"], f["malformed"] is not None) for f in manifest["files"]] == [
+        (broken["key"], True), (good["key"], False)]
+    assert ingest(BUCKET, MODEL, clients=bucket).files == []  # recorded: not read again
+
+
+def test_duplicate_rows_are_kept_beside_the_quarantine(bucket):
+    [entry] = ingest(BUCKET, MODEL, clients=bucket).files
+    assert entry["duplicates_file"] == LAYOUT.quarantine(entry["key"], entry["etag"], "duplicates.csv")
+    kept = list(csv.DictReader(io.StringIO(read(bucket, entry["duplicates_file"]))))
+    assert [(r["line"], r["row"]) for r in kept] == [("4", "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15"),
+                                                     ("9", "I,0.3,0.22,0.07,0.15,0.06,0.03,0.05,5.0")]
+
+
+def test_a_run_whose_stale_lock_was_taken_over_leaves_the_new_lock_alone(bucket):
+    from workflows.continuous_training import _lock, _Store
+
+    store = _Store(LAYOUT, bucket)
+    first = _lock(store, lambda: dt.datetime.now(dt.timezone.utc))
+    first.__enter__()
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=2)
+    second = _lock(store, lambda: later)
+    second.__enter__()  # takes the first run's lock over as stale
+    first.__exit__(None, None, None)  # the first run ends: it must not release the second run's lock
+    with pytest.raises(AwsResourceError, match="another continuous-training run holds it"):
+        ingest(BUCKET, MODEL, clients=bucket)
+    second.__exit__(None, None, None)
+    assert LAYOUT.key(".lock") not in keys(bucket)
+    assert ingest(BUCKET, MODEL, clients=bucket).dataset_version == 1

@@ -82,11 +82,13 @@ def test_caller_supplied_session_and_clients_are_used(monkeypatch):
     assert clients.session is session and clients.s3.meta.region_name == "ap-south-1"
 
 
-def test_redact_nested_secrets():
+def test_redact_nested_secrets_by_exact_key_names():
     event = {"event": "x", "password": "p", "nested": {"SecretAccessKey": "s", "ok": 1},
-             "items": [{"api_key": "k"}], "token_count": 3, "user": "u"}
+             "items": [{"api_key": "k"}, {"Authorization": "AWS4 ..."}], "token_count": 3, "user": "u",
+             "passed": True, "summary": "RMSE 2.0: PASS", "bypass": "b", "session-token": "t"}
     assert redact(event) == {"event": "x", "password": "***", "nested": {"SecretAccessKey": "***", "ok": 1},
-                             "items": [{"api_key": "***"}], "token_count": "***", "user": "u"}
+                             "items": [{"api_key": "***"}, {"Authorization": "***"}], "token_count": 3, "user": "u",
+                             "passed": True, "summary": "RMSE 2.0: PASS", "bypass": "b", "session-token": "***"}
 
 
 def test_json_logs_when_not_a_terminal_and_level_from_env(monkeypatch):

@@ -247,3 +247,23 @@ def test_library_deploy_of_a_broken_model_raises_rolled_back_and_the_old_model_k
     answer = local.sagemaker_runtime.invoke_endpoint(EndpointName="abalone-lib", Body="M,1,1,1,1,1,1,1",
                                                      ContentType="text/csv")
     assert answer["Body"].read() == b"9.5"
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local IPv4 addresses on which something listens on ``port`` (from /proc/net/tcp)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:
+            found.add(".".join(str(int(address[i:i + 2], 16)) for i in (6, 4, 2, 0)))
+    return found
+
+
+def test_a_local_endpoint_listens_on_loopback_only(local, local_aws):
+    put_model(local, "abalone-lo")
+    local.sagemaker.create_endpoint(EndpointName="abalone-lo", EndpointConfigName="abalone-lo")
+    wait_endpoint(local, "abalone-lo")
+    port = local_aws.runtime.read("endpoints", "abalone-lo")["port"]
+    assert listening_addresses(port) == {"127.0.0.1"}
+

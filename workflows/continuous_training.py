@@ -6,6 +6,8 @@ Layout under ``s3://{bucket}/{model}/data/``:
 - ``current/``: the training dataset of the next release (every file in it);
 - ``versions/{n}/{model}.csv``: dataset version n, immutable once the manifest names it;
 - ``quarantine/{file}-{etag}.rejected.csv``: the rows of a file that break the schema, with the reason;
+  ``.duplicates.csv``: its rows already in the dataset (dropped from it, kept here); ``.malformed``: the whole
+  file when it is not readable CSV at all (the reason is in the manifest), while the batch's other files go on;
 - ``manifest.json``: every ingested file (key, ETag, counts), the current version and the
   releases started for it, so the same file is never ingested twice.
 
@@ -73,8 +75,10 @@ class DataLayout:
     def version(self, number: int) -> str:
         return self.key("versions", str(number), f"{self.model}.csv")
 
-    def quarantine(self, source_key: str, etag: str) -> str:
-        return self.key("quarantine", f"{PurePosixPath(source_key).name}-{etag.strip(chr(34))[:12]}.rejected.csv")
+    def quarantine(self, source_key: str, etag: str, kind: str = "rejected.csv") -> str:
+        """Where a file's rejected rows (``rejected.csv``), duplicates (``duplicates.csv``) or, when it is
+        not readable at all, the whole file (``malformed``) are kept."""
+        return self.key("quarantine", f"{PurePosixPath(source_key).name}-{etag.strip(chr(34))[:12]}.{kind}")
 
 
 @dataclass
@@ -135,10 +139,13 @@ class _Store:
 
 @contextmanager
 def _lock(store: _Store, now: Callable[[], dt.datetime]) -> Iterator[None]:
-    """Hold ``data/.lock`` (created with If-None-Match); a lock older than LOCK_STALE_AFTER is taken over."""
+    """Hold ``data/.lock`` (created with If-None-Match); a lock older than LOCK_STALE_AFTER is taken over.
+
+    The lock is released with a delete conditional on its ETag: a run whose stale lock another run took
+    over leaves that run's lock in place."""
     key, owner = store.layout.key(".lock"), str(uuid.uuid4())
     try:
-        store.write(key, owner, "text/plain", IfNoneMatch="*")
+        held_by_us = store.write(key, owner, "text/plain", IfNoneMatch="*")["ETag"]
     except ClientError as exc:
         if error_code(exc) not in CONFLICT_CODES:
             raise
@@ -148,11 +155,17 @@ def _lock(store: _Store, now: Callable[[], dt.datetime]) -> Iterator[None]:
                                    f"since {held['LastModified'].isoformat()}",
                                    "wait for it to finish, or delete the lock object if that run died") from exc
         log.warning("stale_lock_taken_over", lock=key, since=held["LastModified"].isoformat())
-        store.write(key, owner, "text/plain", IfMatch=held["ETag"])
+        held_by_us = store.write(key, owner, "text/plain", IfMatch=held["ETag"])["ETag"]
     try:
         yield
     finally:
-        store.s3.delete_object(Bucket=store.layout.bucket, Key=key)
+        try:
+            store.s3.delete_object(Bucket=store.layout.bucket, Key=key, IfMatch=held_by_us)
+        except ClientError as exc:
+            if error_code(exc) not in CONFLICT_CODES and not is_not_found(exc):
+                raise
+            log.warning("lock_taken_over_meanwhile", lock=key, hint="another run took this run's lock over as stale; "
+                        "it is left in place for that run")
 
 
 def _sync_current(store: _Store, manifest: dict) -> None:
@@ -194,28 +207,47 @@ def _default_starter() -> Starter:
 
 
 def _ingest_file(store: _Store, obj: dict, seen: set, added: list[str]) -> dict:
-    """Validate one survey file: new rows go to ``added``, bad rows to its quarantine file; its manifest entry."""
-    source = obj["Key"]
-    rejected, duplicates, good = [], 0, 0
-    for number, fields in _lines(store.read(source)):
+    """Validate one survey file: new rows go to ``added``, bad rows and duplicates beside the quarantine, a file
+    that is not readable CSV to the quarantine whole; returns its manifest entry."""
+    source, layout = obj["Key"], store.layout
+    entry = {"key": source, "etag": obj["ETag"], "ingested_at": _now(), "added": 0, "duplicates": 0,
+             "rejected": 0, "quarantine": None, "duplicates_file": None, "malformed": None}
+    try:
+        lines = list(_lines(store.read(source)))
+    except csv.Error as error:
+        entry["malformed"] = f"not readable as CSV: {error}"
+        entry["quarantine"] = layout.quarantine(source, obj["ETag"], "malformed")
+        store.s3.copy_object(Bucket=layout.bucket, Key=entry["quarantine"],
+                             CopySource={"Bucket": layout.bucket, "Key": source})
+        log.warning("file_quarantined", file=source, reason=entry["malformed"], quarantine=entry["quarantine"])
+        return entry
+    rejected, duplicates = [], []
+    for number, fields in lines:
         parsed = validate_row(fields, number)
         if isinstance(parsed, str):
             rejected.append((source, number, parsed, ",".join(fields)))
         elif parsed in seen:
-            duplicates += 1
+            duplicates.append((source, number, ",".join(fields)))
         else:
             seen.add(parsed)
             added.append(_canonical(parsed))
-            good += 1
-    entry = {"key": source, "etag": obj["ETag"], "ingested_at": _now(),
-             "added": good, "duplicates": duplicates, "rejected": len(rejected), "quarantine": None}
+            entry["added"] += 1
+    entry["rejected"], entry["duplicates"] = len(rejected), len(duplicates)
     if rejected:
-        text = io.StringIO()
-        csv.writer(text, lineterminator="\n").writerows([("file", "line", "reason", "row"), *rejected])
-        entry["quarantine"] = store.layout.quarantine(source, obj["ETag"])
-        store.write(entry["quarantine"], text.getvalue())
+        entry["quarantine"] = _write_rows(store, layout.quarantine(source, obj["ETag"]),
+                                          ("file", "line", "reason", "row"), rejected)
         log.warning("rows_quarantined", file=source, rows=len(rejected), quarantine=entry["quarantine"])
+    if duplicates:
+        entry["duplicates_file"] = _write_rows(store, layout.quarantine(source, obj["ETag"], "duplicates.csv"),
+                                               ("file", "line", "row"), duplicates)
     return entry
+
+
+def _write_rows(store: _Store, key: str, header: tuple[str, ...], rows: list[tuple]) -> str:
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows([header, *rows])
+    store.write(key, text.getvalue())
+    return key
 
 
 def _current_rows(store: _Store) -> tuple[list[str], set]:

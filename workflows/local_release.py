@@ -406,12 +406,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=str(REPO / "out" / "demo"), help="output folder (default out/demo)")
     p.add_argument("--state", help="keep AWS and runtime state in this folder between runs; a second run "
                                    "is a new release of the same project")
-    p.add_argument("--project", default="abalone")
-    p.add_argument("--region", default="us-east-1")
+    p.add_argument("--project", default="abalone", help="project name of the bootstrapped resources (default abalone)")
+    p.add_argument("--region", default="us-east-1", help="region of the embedded AWS (default us-east-1)")
     p.add_argument("--epochs", type=int, default=100, help="training epochs (early stopping may end sooner)")
     p.add_argument("--threshold", type=float, default=DEMO_THRESHOLD,
-                   help=f"maximum RMSE of the quality gate (default {DEMO_THRESHOLD}, see DEMO_THRESHOLD)")
-    p.add_argument("--approve", choices=["gate", "interactive"], default="gate")
+                   help=f"maximum RMSE of the quality gate (default {DEMO_THRESHOLD}: what a gradient-boosting "
+                        "baseline scores on the container's test split)")
+    p.add_argument("--approve", choices=["gate", "interactive"], default="gate",
+                   help="who approves a release: the quality gate (default) or you, asked at the terminal")
     p.add_argument("--samples", type=int, default=5, help="rows sent to the endpoint at the end")
     p.add_argument("--execution-id", help="resume this release instead of starting a new one")
     p.add_argument("--keep-serving", action="store_true", help="keep the endpoint up until Ctrl-C")

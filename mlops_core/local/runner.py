@@ -201,7 +201,7 @@ def start_server(name: str, config_name: str, state: LocalState, clients: Client
         tar.extractall(root / "model", filter="data")
     port = free_port()
     log = root.parent / "serve.log"
-    env = {**os.environ, **container.get("Environment", {}), "OPT_ML_ROOT": str(root),
+    env = {**os.environ, "MODEL_SERVER_HOST": "127.0.0.1", **container.get("Environment", {}), "OPT_ML_ROOT": str(root),
            "SAGEMAKER_BIND_TO_PORT": str(port), "MODEL_SERVER_WORKERS": os.environ.get("MODEL_SERVER_WORKERS", "1")}
     with open(log, "ab") as out:
         process = subprocess.Popen([sys.executable, str(container_entry_point()), "serve"], cwd=root, env=env,

@@ -10,10 +10,11 @@ from mlops_core.project.bootstrap import (
     add_project_arguments,
     bootstrap,
     describe_results,
+    project_config,
     project_from_args,
     teardown,
 )
 from mlops_core.project.names import ALL_TASKS, BUILD_STAGES, ROLE_KINDS, TASKS, Project
 
 __all__ = ["ALL_TASKS", "BUILD_STAGES", "ROLE_KINDS", "TASKS", "Project", "add_project_arguments", "bootstrap",
-           "describe_results", "project_from_args", "teardown"]
+           "describe_results", "project_config", "project_from_args", "teardown"]

@@ -11,7 +11,7 @@ import argparse
 
 from mlops_core import codebuild, codecommit, codepipeline, ecr, iam, s3, ssm, stepfunctions
 from mlops_core.aws import Clients, resolve
-from mlops_core.config import add_config_arguments, config_from_args
+from mlops_core.config import Config, add_config_arguments, config_from_args
 from mlops_core.ensure import Action, Ensured
 from mlops_core.errors import ConfigError
 from mlops_core.logs import get_logger
@@ -62,15 +62,18 @@ def bootstrap(project: Project, *, workflow_definition: dict | None = None, dry_
     return results
 
 
-def teardown(project: Project, *, clients: Clients | None = None) -> list[Ensured]:
-    """Delete every resource of the project (bucket and ECR repository emptied first); safe to repeat.
+def teardown(project: Project, *, delete_data: bool = False, clients: Clients | None = None) -> list[Ensured]:
+    """Delete every resource of the project (the ECR repository with its images); safe to repeat.
 
-    What only the other build stage has (CodeBuild projects, the state machine) is deleted too, and
-    reported only when it was there: a project switched between build stages leaves nothing behind.
+    The bucket is deleted only when the project created it (tag ``project=<name>``; else AwsResourceError
+    before anything is deleted) and, when it holds data, only with ``delete_data`` (every object version);
+    otherwise it is kept and reported so. What only the other build stage has (CodeBuild projects, the
+    state machine) is deleted too, and reported only when it was there.
     """
     clients = resolve(clients)
     p = project
     log = get_logger("teardown").bind(project=p.name)
+    s3.require_bucket_tags(p.bucket, p.tags, clients=clients)  # refuse someone else's bucket up front
     results = [codepipeline.delete_pipeline(p.pipeline, clients=clients)]
     owned = [(task in p.tasks, codebuild.delete_project(p.codebuild_project(task), clients=clients))
              for task in ALL_TASKS]
@@ -81,7 +84,7 @@ def teardown(project: Project, *, clients: Clients | None = None) -> list[Ensure
     results += [ssm.delete_parameter(name, clients=clients) for name in p.parameters()]
     results.append(ecr.delete_repository(p.ecr_repository, clients=clients))
     results += [iam.delete_role(p.role_name(kind), clients=clients) for kind in ROLE_KINDS]
-    results.append(s3.delete_bucket(p.bucket, clients=clients))
+    results.append(s3.delete_bucket(p.bucket, required_tags=p.tags, delete_objects=delete_data, clients=clients))
     for ensured in results:
         log.info("deleted", kind=ensured.kind, name=ensured.name, action=ensured.action.value)
     return results
@@ -98,16 +101,24 @@ def describe_results(results: list[Ensured]) -> list[str]:
         verb = VERBS[ensured.action]
         if ensured.details.get("dry_run") and ensured.action in (Action.CREATED, Action.UPDATED):
             verb = f"would {verb}"
-        changes = ensured.details.get("changes")
-        lines.append(f"{verb:<18} {ensured.kind} {ensured.name}" + (f" ({', '.join(changes)})" if changes else ""))
+        notes = ensured.details.get("changes") or [ensured.details.get("kept")] * bool(ensured.details.get("kept"))
+        lines.append(f"{verb:<18} {ensured.kind} {ensured.name}" + (f" ({', '.join(notes)})" if notes else ""))
     return lines
 
 
-def add_project_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of bin/bootstrap.py and bin/teardown.py (``--project`` or PROJECT_NAME names the project)."""
-    parser.add_argument("--project", dest="project_name", metavar="PROJECT_NAME", help="same as --project-name")
-    add_config_arguments(parser, ["project_name", "model_name", "pipeline_name", "bucket_name", "threshold",
-                                  "epochs", "batch_size"])
+NAMING_SETTINGS = ("project_name", "model_name", "pipeline_name", "bucket_name", "aws_region")
+PIPELINE_SETTINGS = ("threshold", "epochs", "batch_size")
+BOOTSTRAP_OPTIONS = ("kms_key_arn", "keep_images", "data_trigger_key", "seed_branches", "tls_only", "build_stage")
+
+
+def add_project_arguments(parser: argparse.ArgumentParser, *, bootstrap: bool = True) -> None:
+    """Flags of bin/bootstrap.py (``bootstrap``) or bin/teardown.py: the settings that name the project's
+    resources, plus for bootstrap the pipeline's settings and the resources' options."""
+    parser.add_argument("--project", dest="project_name", metavar="PROJECT_NAME",
+                        help="the project that owns the resources (same as --project-name)")
+    add_config_arguments(parser, [*NAMING_SETTINGS, *(PIPELINE_SETTINGS if bootstrap else ())])
+    if not bootstrap:
+        return
     parser.add_argument("--kms-key-arn", help="KMS key for the bucket, pipeline artifacts and builds (default SSE-S3)")
     parser.add_argument("--keep-images", type=int, help="images the ECR lifecycle policy keeps (default 10)")
     parser.add_argument("--data-trigger-key", help="S3 key in the bucket whose new versions start a release")
@@ -120,11 +131,15 @@ def add_project_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip the bucket's TLS-only policy (only for moto's server, which ignores its condition)")
 
 
-def project_from_args(args: argparse.Namespace, *, clients: Clients | None = None) -> Project:
+def project_config(args: argparse.Namespace) -> Config:
+    """The validated settings of the flags and environment: every problem at once, before any AWS call."""
+    return config_from_args(args, required=["project_name", "aws_region"])
+
+
+def project_from_args(args: argparse.Namespace, *, config: Config | None = None,
+                      clients: Clients | None = None) -> Project:
     """The Project named by the flags and environment, in the clients' account and region."""
-    config = config_from_args(args, required=["project_name"])
-    clients = resolve(clients)
-    return Project.from_config(config, account_id=clients.account_id(), region=clients.region,
-                               kms_key_arn=args.kms_key_arn, keep_images=args.keep_images,
-                               data_trigger_key=args.data_trigger_key, seed_branches=args.seed_branches,
-                               tls_only=args.tls_only, build_stage=args.build_stage)
+    config = config or project_config(args)
+    clients = clients if clients is not None else Clients(region=config.aws_region)
+    options = {name: getattr(args, name, None) for name in BOOTSTRAP_OPTIONS}
+    return Project.from_config(config, account_id=clients.account_id(), region=clients.region, **options)

@@ -125,14 +125,25 @@ class Release:
         return job["ModelArtifacts"]["S3ModelArtifacts"]
 
 
+def in_pipeline_build(env: Mapping[str, str] | None = None) -> bool:
+    """True inside a CodeBuild build started by CodePipeline (the execution id can then be looked up)."""
+    return (os.environ if env is None else env).get("CODEBUILD_INITIATOR", "").startswith("codepipeline/")
+
+
+def execution_id_settings(*, generate: bool, env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """``("execution_id",)`` when EXECUTION_ID must be given (add it to a script's required settings, so a
+    missing one is reported with every other problem), else ``()``."""
+    return () if generate or in_pipeline_build(env) else ("execution_id",)
+
+
 def resolve_execution_id(configured: str | None, *, generate: bool = False, clients: Clients | None = None,
                          env: Mapping[str, str] | None = None) -> str:
     """``configured`` (EXECUTION_ID), else the running CodePipeline execution, else (``generate``) a new id."""
     if configured:
         return configured
     env = os.environ if env is None else env
-    initiator = env.get("CODEBUILD_INITIATOR", "")
-    if initiator.startswith("codepipeline/"):
+    if in_pipeline_build(env):
+        initiator = env["CODEBUILD_INITIATOR"]
         return pipeline_execution_id(initiator.split("/", 1)[1], env.get("CODEBUILD_BUILD_ID"), clients=clients)
     if not generate:
         raise ConfigError("EXECUTION_ID is not set: export the id printed by `bin/build.py preprocess` "
