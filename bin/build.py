@@ -32,8 +32,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--instance-count", type=int, default=1, help="instances of the job (default 1)")
     parser.add_argument("--volume-size-gb", type=int, default=30, help="storage per instance (default 30)")
     parser.add_argument("--max-runtime", type=int, default=3600, help="stop the job after this many seconds")
-    parser.add_argument("--retry-failed", action="store_true",
-                        help="when this step's job already failed or stopped, start a fresh attempt (-r2, ...)")
+    parser.add_argument("--retry-failed", action="store_true", default=None,
+                        help="when this step's job already failed or stopped, start a fresh attempt (-r2, ...) "
+                             "(env RETRY_FAILED; the pipeline's buildspecs set it, so a Retry in CodePipeline "
+                             "starts a fresh attempt)")
     parser.add_argument("--log-lines", type=int, default=30, help="CloudWatch log lines to show on failure")
     parser.add_argument("--summary-file", type=Path, help="evaluate: write the one-line gate summary here")
     parser.add_argument("--compare-to-latest-approved", action="store_true", default=None,
@@ -60,7 +62,7 @@ def main() -> int:
     else:
         spec = release.evaluate_spec(config.image_uri, config.role_arn, release.trained_model(clients=clients),
                                      compute)
-    job = run_job(spec, clients=clients, retry_failed=args.retry_failed, log_lines=args.log_lines)
+    job = run_job(spec, clients=clients, retry_failed=config.retry_failed, log_lines=args.log_lines)
     name = job.get("ProcessingJobName") or job.get("TrainingJobName")
     print(f"{args.step}: {name} completed (EXECUTION_ID={execution_id})")
     if args.step == "evaluate":

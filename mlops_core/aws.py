@@ -53,7 +53,9 @@ class Clients:
         self._region = region
         self._endpoint_url = endpoint_url
         self._config = config or botocore_config()
-        self._clients: dict[str, Any] = {name.replace("_", "-"): c for name, c in clients.items()}
+        self._given: dict[str, Any] = {name.replace("_", "-"): c for name, c in clients.items()}
+        self._clients: dict[str, Any] = dict(self._given)
+        self._pollers: dict[str, Any] = {}
 
     @property
     def session(self) -> boto3.Session:
@@ -75,9 +77,18 @@ class Clients:
             self._clients[service] = client
         return client
 
-    def _build(self, service: str) -> Any:
+    def poller(self, service: str) -> Any:
+        """The client of the polling engine's describe calls: botocore retries off, so that the engine's own
+        schedule is the only retry layer (a client given to the constructor is used as it is)."""
+        client = self._given.get(service) or self._pollers.get(service)
+        if client is None:
+            client = self._build(service, self._config.merge(Config(retries={"total_max_attempts": 1})))
+            self._pollers[service] = client
+        return client
+
+    def _build(self, service: str, config: Config | None = None) -> Any:
         return self.session.client(service, region_name=self.region, endpoint_url=self._endpoint_url,
-                                   config=self._config)
+                                   config=config or self._config)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):

@@ -111,7 +111,7 @@ def wait_pipeline_execution(pipeline_name: str, execution_id: str, *, clients: C
                             policy: WaitPolicy = DEFAULT_POLICY, clock: Clock | None = None) -> dict:
     """Wait until the execution succeeds; a failure names the failed actions, their messages and logs."""
     clients = resolve(clients)
-    codepipeline = clients.codepipeline
+    codepipeline = clients.poller("codepipeline")
 
     def describe() -> dict:
         description = codepipeline.get_pipeline_execution(pipelineName=pipeline_name,

@@ -91,6 +91,8 @@ SETTINGS: tuple[Setting, ...] = (
             "instance type of the jobs or of the endpoint"),
     Setting("COMPARE_TO_LATEST_APPROVED", _boolean, "true or false",
             "pass the quality gate only when the RMSE also beats the latest approved version's"),
+    Setting("RETRY_FAILED", _boolean, "true or false",
+            "when this step's job already failed or stopped, start a fresh attempt (-r2, ...) instead of failing"),
 )
 BY_ATTR = {s.attr: s for s in SETTINGS}
 
@@ -114,6 +116,7 @@ class Config:
     endpoint_name: str | None = None
     instance_type: str = "ml.m5.large"
     compare_to_latest_approved: bool = False
+    retry_failed: bool = False
 
 
 DEFAULTS = {f.name: f.default for f in fields(Config)}

@@ -48,11 +48,24 @@ class JobFailed(ResourceFailed):
 class WaitTimeout(MlopsError):
     """The overall deadline of a wait passed before the resource reached a terminal state."""
 
-    def __init__(self, resource: str, last_status: str | None, waited: float):
-        self.resource, self.last_status, self.waited = resource, last_status, waited
+    def __init__(self, resource: str, last_status: str | None, waited: float, last_error: BaseException | None = None):
+        self.resource, self.last_status, self.waited, self.last_error = resource, last_status, waited, last_error
+        error = f"; the last describe failed: {last_error}" if last_error else ""
         super().__init__(
-            f"gave up waiting for {resource} after {waited:.0f} s (last status: {last_status}); "
+            f"gave up waiting for {resource} after {waited:.0f} s (last status: {last_status}{error}); "
             "it may still be running: check it in the console, then re-run to attach to it or raise the timeout"
+        )
+
+
+class UnknownStatus(MlopsError):
+    """A resource kept reporting a status the poller does not know (or none at all)."""
+
+    def __init__(self, resource: str, kind: str, status: str | None, known: list[str], waited: float):
+        self.resource, self.status = resource, status
+        super().__init__(
+            f"{kind} {resource} reports status {status!r}, which is none of {', '.join(known)}; gave up after "
+            f"{waited:.0f} s of it: check the resource in the console (a new AWS status needs an update of "
+            "mlops_core.polling)"
         )
 
 

@@ -2,8 +2,11 @@
 
 Delays grow exponentially from ``initial_delay`` but never exceed ``max(min_delay, elapsed_fraction *
 elapsed)`` nor ``max_delay``: a job that has run for ``t`` seconds is noticed at most
-``max(2 s, 10 % of t)`` after it ends. Transient errors of the describe call itself (throttling, 5xx,
-connection errors) are retried with tenacity. One log event per status change, never one per poll.
+``max(2 s, 10 % of t)`` after it ends. The engine is the only retry layer of its describe calls (the
+``wait_*`` functions describe through ``Clients.poller``, whose botocore retries are off): a transient
+error (throttling, 5xx, connection) is a poll without news, and polling goes on, backing off, until the
+deadline, which is never overshot. A status the spec does not know is warned about once and fails after
+``unknown_status_timeout``. One log event per status change, never one per poll.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from mlops_core.errors import JobFailed, ResourceFailed, WaitTimeout
+from mlops_core.errors import JobFailed, ResourceFailed, UnknownStatus, WaitTimeout
 from mlops_core.logs import get_logger
 
 THROTTLING_CODES = frozenset({
@@ -58,7 +61,7 @@ class WaitPolicy:
     max_delay: float = 60.0
     jitter: float = 0.2
     timeout: float | None = 6 * 3600.0
-    describe_attempts: int = 8
+    unknown_status_timeout: float = 600.0
 
     def delay(self, attempt: int, elapsed: float, rand: float) -> float:
         """Delay before poll ``attempt + 1``; ``rand`` in [0, 1) spreads it over the jitter band."""
@@ -95,6 +98,7 @@ class StatusSpec:
     succeeded: frozenset[str]
     failed: frozenset[str]
     stopped: frozenset[str] = frozenset()
+    running: frozenset[str] = frozenset()  # the statuses on the way; any other is unknown
     secondary: Callable[[dict], str | None] = _none
     reason: Callable[[dict], str | None] = _none
     logs: Callable[[str, dict], str | None] = field(default=lambda _name, _d: None)
@@ -121,28 +125,30 @@ def _sfn_reason(description: dict) -> str | None:
 
 TRAINING_JOB = StatusSpec(
     "training job", _get("TrainingJobStatus"), frozenset({"Completed"}), frozenset({"Failed"}),
-    frozenset({"Stopped"}), secondary=_get("SecondaryStatus"), reason=_get("FailureReason"),
+    frozenset({"Stopped"}), frozenset({"InProgress", "Stopping"}), secondary=_get("SecondaryStatus"), reason=_get("FailureReason"),
     logs=_sagemaker_logs("/aws/sagemaker/TrainingJobs"), error=JobFailed)
 PROCESSING_JOB = StatusSpec(
     "processing job", _get("ProcessingJobStatus"), frozenset({"Completed"}), frozenset({"Failed"}),
-    frozenset({"Stopped"}), reason=lambda d: d.get("FailureReason") or d.get("ExitMessage"),
+    frozenset({"Stopped"}), frozenset({"InProgress", "Stopping"}), reason=lambda d: d.get("FailureReason") or d.get("ExitMessage"),
     logs=_sagemaker_logs("/aws/sagemaker/ProcessingJobs"), error=JobFailed)
 ENDPOINT = StatusSpec(
     "endpoint", _get("EndpointStatus"), frozenset({"InService"}),
-    frozenset({"Failed", "OutOfService", "UpdateRollbackFailed"}), reason=_get("FailureReason"),
+    frozenset({"Failed", "OutOfService", "UpdateRollbackFailed"}),
+    running=frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"}), reason=_get("FailureReason"),
     logs=lambda name, _d: f"CloudWatch log group /aws/sagemaker/Endpoints/{name}")
 CODEBUILD_BUILD = StatusSpec(
     "build", _get("builds", 0, "buildStatus"), frozenset({"SUCCEEDED"}),
-    frozenset({"FAILED", "FAULT", "TIMED_OUT"}), frozenset({"STOPPED"}),
+    frozenset({"FAILED", "FAULT", "TIMED_OUT"}), frozenset({"STOPPED"}), frozenset({"IN_PROGRESS"}),
     secondary=_get("builds", 0, "currentPhase"), reason=_codebuild_reason,
     logs=lambda _name, d: _get("builds", 0, "logs", "deepLink")(d), error=JobFailed)
 PIPELINE_EXECUTION = StatusSpec(
     "pipeline execution", _get("pipelineExecution", "status"), frozenset({"Succeeded"}),
-    frozenset({"Failed"}), frozenset({"Stopped", "Superseded", "Cancelled"}),
+    frozenset({"Failed"}), frozenset({"Stopped", "Superseded", "Cancelled"}), frozenset({"InProgress", "Stopping"}),
     reason=_get("pipelineExecution", "statusSummary"))
 SFN_EXECUTION = StatusSpec(
     "state machine execution", _get("status"), frozenset({"SUCCEEDED"}),
-    frozenset({"FAILED", "TIMED_OUT", "PENDING_REDRIVE"}), frozenset({"ABORTED"}), reason=_sfn_reason)
+    frozenset({"FAILED", "TIMED_OUT", "PENDING_REDRIVE"}), frozenset({"ABORTED"}), frozenset({"RUNNING"}),
+    reason=_sfn_reason)
 
 
 def wait_for(describe: Callable[[], dict], spec: StatusSpec, resource: str, *,
@@ -150,44 +156,53 @@ def wait_for(describe: Callable[[], dict], spec: StatusSpec, resource: str, *,
              clock: Clock | None = None, rng: random.Random | None = None) -> dict:
     """Poll ``describe()`` until ``spec`` calls its answer terminal; return the last description.
 
-    Raises ``spec.error`` (a ResourceFailed) on a failed state or a stopped one (unless
-    ``accept_stopped``), and WaitTimeout naming ``resource`` once ``policy.timeout`` has passed.
+    Raises ``spec.error`` (a ResourceFailed) on a failed state or a stopped one (unless ``accept_stopped``),
+    UnknownStatus when a status ``spec`` does not know lasts ``policy.unknown_status_timeout``, and
+    WaitTimeout naming ``resource`` (and the last transient error, if any) at ``policy.timeout``.
     """
-    from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
-
     clock = clock or SystemClock()
     rng = rng or random.Random()
     log = get_logger("polling").bind(resource=resource, kind=spec.kind)
+    known = spec.succeeded | spec.failed | spec.stopped | spec.running
     start = clock.monotonic()
-
-    def log_retry(state: Any) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        log.warning("describe_retry", attempt=state.attempt_number, error=str(exc))
-
-    retrying = Retrying(
-        retry=retry_if_exception(is_transient),
-        wait=wait_random_exponential(multiplier=policy.initial_delay, max=policy.max_delay),
-        stop=stop_after_attempt(policy.describe_attempts),
-        sleep=clock.sleep, before_sleep=log_retry, reraise=True,
-    )
     seen: tuple[str | None, str | None] | None = None
+    status: str | None = None
+    unknown_since: float | None = None
+    last_error: BaseException | None = None
     attempt = 0
     while True:
-        description = retrying(describe)
-        status, secondary = spec.status(description), spec.secondary(description)
+        try:
+            description = describe()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            last_error = exc
+            log.warning("describe_retry", attempt=attempt + 1, error=str(exc))
+        else:
+            last_error = None
+            status, secondary = spec.status(description), spec.secondary(description)
+            elapsed = clock.monotonic() - start
+            if (status, secondary) != seen:
+                log.info("status_changed", status=status, secondary_status=secondary, elapsed_s=round(elapsed, 1))
+                seen = (status, secondary)
+            if status in spec.succeeded or (accept_stopped and status in spec.stopped):
+                return description
+            if status in spec.failed or status in spec.stopped:
+                raise spec.error(resource, status, spec.reason(description), spec.logs(resource, description),
+                                 description)
+            if status in known:
+                unknown_since = None
+            elif unknown_since is None:
+                unknown_since = elapsed
+                log.warning("unknown_status", status=status, known=sorted(known),
+                            hint=f"polling on for at most {policy.unknown_status_timeout:.0f} s")
+            elif elapsed - unknown_since >= policy.unknown_status_timeout:
+                raise UnknownStatus(resource, spec.kind, status, sorted(known), elapsed - unknown_since)
         elapsed = clock.monotonic() - start
-        if (status, secondary) != seen:
-            log.info("status_changed", status=status, secondary_status=secondary, elapsed_s=round(elapsed, 1))
-            seen = (status, secondary)
-        if status in spec.succeeded or (accept_stopped and status in spec.stopped):
-            return description
-        if status in spec.failed or status in spec.stopped:
-            raise spec.error(resource, status, spec.reason(description), spec.logs(resource, description),
-                             description)
         delay = policy.delay(attempt, elapsed, rng.random())
         if policy.timeout is not None:
             if elapsed >= policy.timeout:
-                raise WaitTimeout(resource, status, elapsed)
+                raise WaitTimeout(resource, status, elapsed, last_error)
             delay = min(delay, policy.timeout - elapsed)
         clock.sleep(delay)
         attempt += 1

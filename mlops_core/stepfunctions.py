@@ -174,7 +174,7 @@ def console_url(arn: str) -> str:
 def wait_execution(arn: str, *, clients: Clients | None = None, policy: WaitPolicy = DEFAULT_POLICY,
                    clock: Clock | None = None) -> dict:
     """Wait until the execution ends; return its description, or raise WorkflowFailed naming the failed state."""
-    sfn = resolve(clients).stepfunctions
+    sfn = resolve(clients).poller("stepfunctions")
     name = arn.rsplit(":", 1)[-1]
     try:
         return wait_for(lambda: sfn.describe_execution(executionArn=arn), SFN_EXECUTION,

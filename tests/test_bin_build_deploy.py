@@ -104,10 +104,15 @@ def test_failed_job_exits_1_and_retry_failed_starts_a_fresh_attempt(env):
     retried = run("bin/build.py", "train", "--retry-failed", env=env)
     assert retried.returncode == 0, retried.stderr
     assert set(backend().training_jobs) == {"abalone-Train-e1", "abalone-Train-e1-r2"}
+    job = backend().training_jobs["abalone-Train-e1-r2"]
+    job.training_job_status, job.failure_reason = "Failed", "AlgorithmError: loss is NaN"
+    pipeline_retry = run("bin/build.py", "train", env=env, RETRY_FAILED="true")  # as the buildspecs set it
+    assert pipeline_retry.returncode == 0, pipeline_retry.stderr
+    assert set(backend().training_jobs) == {"abalone-Train-e1", "abalone-Train-e1-r2", "abalone-Train-e1-r3"}
     write_evaluation(1.9)
     assert run("bin/build.py", "evaluate", env=env).returncode == 0
     model_input = backend().processing_jobs["abalone-Evaluate-e1"].processing_inputs[0]["S3Input"]
-    assert "abalone-Train-e1-r2/output/model.tar.gz" in model_input["S3Uri"]  # the newest attempt's model
+    assert "abalone-Train-e1-r3/output/model.tar.gz" in model_input["S3Uri"]  # the newest attempt's model
 
 
 def test_preprocess_without_data_exits_1(env):

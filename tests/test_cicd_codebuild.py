@@ -52,7 +52,8 @@ def test_evaluate_exports_its_summary_and_settings_reach_only_their_task():
     assert evaluate["phases"]["build"]["commands"][1] == 'export EVALUATION_SUMMARY="$(cat evaluation-summary.txt)"'
     assert evaluate["env"]["variables"]["THRESHOLD"] == "2.0"
     assert buildspec(PROJECT, "Train")["env"]["variables"]["EPOCHS"] == "50"
-    assert set(buildspec(PROJECT, "Preprocess")["env"]["variables"]) == {"PROJECT_NAME"}
+    assert buildspec(PROJECT, "Preprocess")["env"]["variables"] == {"PROJECT_NAME": "abalone", "RETRY_FAILED": "true"}
+    assert buildspec(PROJECT.with_settings(retry_failed=False), "Train")["env"]["variables"]["RETRY_FAILED"] == "false"
     assert buildspec(PROJECT, "Deploy")["env"]["variables"] == {"PROJECT_NAME": "abalone", "THRESHOLD": "2.0"}
 
 
@@ -62,7 +63,7 @@ def test_action_environment_says_where_each_value_comes_from():
     assert (env["BUCKET_NAME"].value, env["BUCKET_NAME"].source) == ("/abalone/bucket-name", "parameter-store")
     assert (env["EPOCHS"].value, env["EPOCHS"].source) == ("50", "variables")
     assert set(env) == {"EXECUTION_ID", "PROJECT_NAME", "EPOCHS", "BATCH_SIZE", "MODEL_NAME", "BUCKET_NAME",
-                        "ROLE_ARN", "IMAGE_URI", "MODEL_PACKAGE_GROUP", "PIPELINE_NAME"}
+                        "ROLE_ARN", "IMAGE_URI", "MODEL_PACKAGE_GROUP", "PIPELINE_NAME", "RETRY_FAILED"}
 
 
 def test_resolve_action_environment_reads_ssm_like_codebuild(aws):
@@ -71,7 +72,7 @@ def test_resolve_action_environment_reads_ssm_like_codebuild(aws):
     for name, value in PROJECT.parameters().items():
         ensure_parameter(name, value, clients=aws)
     env = resolve_action_environment(PROJECT, "Evaluate", "exec-1", clients=aws)
-    assert env == {"EXECUTION_ID": "exec-1", "PROJECT_NAME": "abalone", "THRESHOLD": "2.0",
+    assert env == {"EXECUTION_ID": "exec-1", "PROJECT_NAME": "abalone", "THRESHOLD": "2.0", "RETRY_FAILED": "true",
                    "MODEL_NAME": "abalone", "BUCKET_NAME": "abalone-123456789012-us-east-1",
                    "ROLE_ARN": "arn:aws:iam::123456789012:role/abalone-sagemaker",
                    "IMAGE_URI": "123456789012.dkr.ecr.us-east-1.amazonaws.com/abalone:latest",

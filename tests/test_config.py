@@ -23,6 +23,7 @@ GOOD = {
     "ENDPOINT_NAME": "abalone-prod",
     "INSTANCE_TYPE": "ml.m5.large",
     "COMPARE_TO_LATEST_APPROVED": "true",
+    "RETRY_FAILED": "false",
 }
 BAD = {
     "PROJECT_NAME": "Abalone_Project",
@@ -40,6 +41,7 @@ BAD = {
     "ENDPOINT_NAME": "-abalone",
     "INSTANCE_TYPE": "m5.large",
     "COMPARE_TO_LATEST_APPROVED": "maybe",
+    "RETRY_FAILED": "sometimes",
 }
 
 

@@ -5,7 +5,7 @@ import pytest
 from botocore.stub import Stubber
 from structlog.testing import capture_logs
 
-from mlops_core.errors import JobFailed, ResourceFailed, WaitTimeout
+from mlops_core.errors import JobFailed, ResourceFailed, UnknownStatus, WaitTimeout
 from mlops_core.polling import (
     CODEBUILD_BUILD,
     DEFAULT_POLICY,
@@ -100,16 +100,30 @@ def test_non_transient_error_is_not_retried(sagemaker):
         wait_training(client, FakeClock())
 
 
-def test_throttling_that_never_ends_gives_up():
+def test_throttling_that_never_ends_is_polled_through_until_the_deadline_never_past_it():
     calls = []
 
     def describe():
         calls.append(1)
         raise client_error("ThrottlingException", "Rate exceeded")
 
-    with pytest.raises(Exception, match="Rate exceeded"):
-        wait_for(describe, TRAINING_JOB, JOB, clock=FakeClock(), policy=WaitPolicy(describe_attempts=4))
-    assert len(calls) == 4
+    clock = FakeClock()
+    with pytest.raises(WaitTimeout, match="last describe failed: .*Rate exceeded") as info:
+        wait_for(describe, TRAINING_JOB, JOB, clock=clock, policy=WaitPolicy(timeout=300))
+    assert clock.now - 1000 == pytest.approx(300), "the deadline is kept, not overshot"
+    assert info.value.waited == pytest.approx(300)
+    assert 20 <= len(calls) <= 60  # one describe per poll, on the engine's own backoff
+
+
+def test_a_status_nobody_knows_is_warned_about_once_and_fails_after_a_bounded_time():
+    clock = FakeClock()
+    with capture_logs() as logs, pytest.raises(UnknownStatus, match="'Paused'.*InProgress") as info:
+        wait_for(lambda: {"TrainingJobStatus": "Paused"}, TRAINING_JOB, JOB, clock=clock)
+    assert [e["status"] for e in logs if e["event"] == "unknown_status"] == ["Paused"]
+    assert DEFAULT_POLICY.unknown_status_timeout <= clock.now - 1000 <= DEFAULT_POLICY.unknown_status_timeout + 61
+    assert info.value.status == "Paused"
+    with pytest.raises(UnknownStatus, match="None"):
+        wait_for(lambda: {}, TRAINING_JOB, JOB, clock=FakeClock())
 
 
 def test_deadline_raises_timeout_naming_the_resource():
@@ -185,3 +199,42 @@ def test_codebuild_failure_points_at_the_logs():
     failed = {"builds": [{"buildStatus": "FAILED", "logs": {"deepLink": "https://console/logs"}}]}
     with pytest.raises(JobFailed, match="https://console/logs"):
         wait_for(lambda: failed, CODEBUILD_BUILD, "abalone-Train:1", clock=FakeClock())
+
+
+@pytest.mark.timeout(60)
+def test_one_retry_layer_each_poll_under_throttling_is_one_request():
+    """A real botocore client against a loopback server that always throttles: the engine's polls are the
+    only retries (botocore's own would add up to 10 requests and real backoff per poll)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from mlops_core.aws import Clients
+    from mlops_core.sagemaker.jobs import TRAINING, wait_job
+
+    requests = []
+
+    class Throttling(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            requests.append(self.headers["X-Amz-Target"])
+            body = b'{"__type": "ThrottlingException", "message": "Rate exceeded"}'
+            self.send_response(400)
+            self.send_header("Content-Type", "application/x-amz-json-1.1")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Throttling)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        clients = Clients(region="eu-west-1", endpoint_url=f"http://127.0.0.1:{server.server_port}")
+        with capture_logs() as logs, pytest.raises(WaitTimeout, match="Rate exceeded"):
+            wait_job(TRAINING, JOB, clients=clients, policy=WaitPolicy(timeout=120), clock=FakeClock())
+    finally:
+        server.shutdown()
+    polls = [e for e in logs if e["event"] == "describe_retry"]
+    assert len(requests) == len(polls) > 10
+    assert set(requests) == {"SageMaker.DescribeTrainingJob"}

@@ -1,4 +1,5 @@
 import time
+from dataclasses import replace
 
 import boto3
 import pytest
@@ -6,9 +7,10 @@ from botocore.stub import Stubber
 
 from mlops_core.aws import Clients
 from mlops_core.ensure import Action
-from mlops_core.errors import JobFailed
+from mlops_core.errors import AwsResourceError, JobFailed
 from mlops_core.project.release import Release
 from mlops_core.sagemaker.jobs import (
+    DEFINITION_TAG,
     PROCESSING,
     TRAINING,
     ProcessingInput,
@@ -17,6 +19,8 @@ from mlops_core.sagemaker.jobs import (
     TrainingJobSpec,
     VpcConfig,
     attempt_name,
+    creation_request,
+    definition_of,
     run_job,
     start_job,
     wait_job,
@@ -35,6 +39,13 @@ def train_spec(**kwargs):
 def describe(stubber, name, status, secondary="Training", reason=None):
     stubber.add_response("describe_training_job", training_job(name, status, secondary, reason),
                          {"TrainingJobName": name})
+
+
+def definition_tag(stubber, name, spec=None):
+    """ListTags of job ``name``: its definition hash is ``spec``'s (the step's own by default)."""
+    tags = [{"Key": DEFINITION_TAG, "Value": definition_of(spec or train_spec())}]
+    stubber.add_response("list_tags", {"Tags": tags},
+                         {"ResourceArn": f"arn:aws:sagemaker:eu-west-1:123456789012:training-job/{name.lower()}"})
 
 
 def not_found(stubber, name):
@@ -110,6 +121,7 @@ def test_full_spec_with_vpc_kms_isolation_environment_is_accepted_by_the_api(aws
 def test_rerun_attaches_to_in_progress_job_and_waits(stubbed):
     clients, stubber = stubbed
     describe(stubber, JOB, "InProgress")  # start: exists, running -> no create call is queued
+    definition_tag(stubber, JOB)
     describe(stubber, JOB, "InProgress")
     describe(stubber, JOB, "Completed", "Completed")
     clock = FakeClock()
@@ -159,7 +171,7 @@ def test_retry_failed_starts_a_fresh_attempt_under_a_derived_name(stubbed):
     describe(stubber, JOB, "Stopped", "Stopped")
     not_found(stubber, f"{JOB}-r2")
     stubber.add_response("create_training_job", {"TrainingJobArn": "arn:aws:sagemaker:eu-west-1:1:training-job/x"},
-                         {**train_spec().request(), "TrainingJobName": f"{JOB}-r2"})
+                         creation_request(train_spec(), f"{JOB}-r2"))
     started = start_job(train_spec(), clients=clients, retry_failed=True)
     assert (started.action, started.name) == (Action.CREATED, f"{JOB}-r2")
 
@@ -168,6 +180,7 @@ def test_rerun_finds_the_newest_attempt_without_the_retry_flag(stubbed):
     clients, stubber = stubbed
     describe(stubber, JOB, "Failed", "Failed", reason="OOM")
     describe(stubber, f"{JOB}-r2", "InProgress")
+    definition_tag(stubber, f"{JOB}-r2")
     started = start_job(train_spec(), clients=clients)
     assert (started.action, started.name, started.details["status"]) == (Action.UNCHANGED, f"{JOB}-r2", "InProgress")
 
@@ -179,6 +192,7 @@ def test_create_race_already_exists_attaches(stubbed):
                              "Training job names must be unique within an AWS account and region, and a training "
                              "job with this name already exists")
     describe(stubber, JOB, "InProgress")
+    definition_tag(stubber, JOB)
     started = start_job(train_spec(), clients=clients)
     assert (started.action, started.details["status"]) == (Action.UNCHANGED, "InProgress")
 
@@ -238,3 +252,22 @@ def test_attempt_names_stay_valid():
     assert attempt_name(JOB, 1) == JOB and attempt_name(JOB, 2) == f"{JOB}-r2"
     long = "a" * 63
     assert len(attempt_name(long, 2)) <= 63 and attempt_name(long, 2) != attempt_name(long, 3)
+
+
+def test_a_rerun_refuses_to_attach_to_a_job_of_another_definition(aws):
+    start_job(train_spec(), clients=aws)
+    changed = RELEASE.train_spec(IMAGE_URI.replace(":latest", ":v2"), ROLE_ARN,
+                                 hyperparameters={"epochs": 5, "batch_size": 32})
+    with pytest.raises(AwsResourceError, match=f"{JOB}.*another definition.*new EXECUTION_ID"):
+        start_job(changed, clients=aws)
+    with pytest.raises(AwsResourceError, match="another definition"):
+        start_job(RELEASE.train_spec(IMAGE_URI, ROLE_ARN, hyperparameters={"epochs": 6, "batch_size": 32}),
+                  clients=aws)
+    assert start_job(train_spec(), clients=aws).action is Action.UNCHANGED  # the same definition still attaches
+
+
+def test_the_definition_hash_ignores_the_attempt_name_and_tags():
+    spec = train_spec()
+    assert definition_of(spec) == definition_of(replace(spec, name=f"{JOB}-r2", tags={"team": "ml"}))
+    assert definition_of(spec) != definition_of(replace(spec, instance_type="ml.m5.xlarge"))
+

@@ -54,7 +54,9 @@ def buildspec(project: Project, task: str) -> dict:
         phases: dict = {}
     else:
         train, gate = {"EPOCHS": str(p.epochs), "BATCH_SIZE": str(p.batch_size)}, {"THRESHOLD": str(p.threshold)}
-        task_variables = {"Train": train, "Evaluate": gate, "Workflow": {**train, **gate}, "Deploy": gate}
+        retry = {"RETRY_FAILED": str(p.retry_failed).lower()}
+        task_variables = {"Preprocess": retry, "Train": {**train, **retry}, "Evaluate": {**gate, **retry},
+                          "Workflow": {**train, **gate}, "Deploy": gate}
         env = {"variables": {"PROJECT_NAME": p.name, **task_variables.get(task, {})},
                "parameter-store": {"MODEL_NAME": p.parameter("model-name"), "BUCKET_NAME": p.parameter("bucket-name"),
                                    "ROLE_ARN": p.parameter("sagemaker-role-arn"),

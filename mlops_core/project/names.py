@@ -62,6 +62,7 @@ class Project:
     seed_branches: bool = False
     tls_only: bool = True  # False only on moto (see mlops_core.s3.ensure_bucket)
     build_stage: str = "jobs"  # "jobs": Preprocess/Train/Evaluate actions; "workflow": one Step Functions action
+    retry_failed: bool = True  # a Retry of a failed step in CodePipeline starts a fresh attempt of its job
 
     def __post_init__(self) -> None:
         if self.build_stage not in BUILD_STAGES:

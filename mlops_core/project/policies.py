@@ -55,7 +55,7 @@ def _release_statements(scope: Scope) -> _ReleaseStatements:
     """The statements of every role that runs a release's jobs (CodeBuild and Step Functions)."""
     s, prefix, group = scope, scope.model.lower(), scope.model_package_group.lower()
     jobs = statement("SageMakerJobs", [f"sagemaker:{verb}{kind}" for verb in ("Create", "Describe", "Stop")
-                                    for kind in ("ProcessingJob", "TrainingJob")] + ["sagemaker:AddTags"],
+                                    for kind in ("ProcessingJob", "TrainingJob")] + ["sagemaker:AddTags", "sagemaker:ListTags"],
                   [s.arn("sagemaker", f"{kind}/{prefix}-*") for kind in ("processing-job", "training-job")])
     register = statement("ModelPackages", ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage",
                                         "sagemaker:UpdateModelPackage", "sagemaker:CreateModelPackageGroup",

@@ -129,7 +129,7 @@ def blue_green(*, canary_percent: int | None = None, wait_s: int = 600, terminat
 def wait_endpoint(endpoint_name: str, *, clients: Clients | None = None, policy: WaitPolicy = DEFAULT_POLICY,
                   clock: Clock | None = None) -> dict:
     """Wait until the endpoint is InService; ResourceFailed when it ends Failed/OutOfService."""
-    sagemaker = resolve(clients).sagemaker
+    sagemaker = resolve(clients).poller("sagemaker")
     return wait_for(lambda: sagemaker.describe_endpoint(EndpointName=endpoint_name), ENDPOINT, endpoint_name,
                     policy=policy, clock=clock)
 

@@ -2,7 +2,9 @@
 
 ``start_job(spec)`` never starts a duplicate: when a job of that name exists it attaches to it
 (InProgress), reuses it (Completed) or raises (Failed/Stopped) unless ``retry_failed=True``, which starts a
-fresh attempt named ``{name}-r2`` (``-r3``, ...). A later re-run finds that newest attempt again.
+fresh attempt named ``{name}-r2`` (``-r3``, ...). A later re-run finds that newest attempt again. Every job
+carries a hash of its definition (tag ``mlops:definition``): a job that runs something else (another
+image, hyperparameters, inputs or resources) is never attached to or reused.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any, ClassVar
 from botocore.exceptions import ClientError
 
 from mlops_core.aws import Clients, resolve
-from mlops_core.ensure import Action, Ensured, describe_or_none, is_already_exists, tag_list
+from mlops_core.ensure import Action, Ensured, definition_hash, describe_or_none, is_already_exists, tag_list
 from mlops_core.errors import AwsResourceError, JobFailed
 from mlops_core.logs import get_logger
 from mlops_core.naming import resource_name
@@ -29,6 +31,7 @@ from mlops_core.polling import (
 )
 
 CREATE_RACE_ATTEMPTS = 3
+DEFINITION_TAG = "mlops:definition"
 
 log = get_logger("sagemaker")
 
@@ -201,6 +204,33 @@ class TrainingJobSpec(JobSpec):
         return request
 
 
+def definition_of(spec: JobSpec) -> str:
+    """A hash of what the job runs: its request without its name and tags (the same for every attempt)."""
+    request = {k: v for k, v in spec.request().items() if k not in (spec.kind.name_key, "Tags")}
+    return definition_hash(request, length=16)
+
+
+def creation_request(spec: JobSpec, name: str) -> dict:
+    """The Create*Job request of ``spec`` under ``name``, tagged with the hash of its definition."""
+    request = replace(spec, name=name).request()
+    request["Tags"] = [*request.get("Tags", []), {"Key": DEFINITION_TAG, "Value": definition_of(spec)}]
+    return request
+
+
+def _check_definition(sagemaker: Any, spec: JobSpec, name: str, arn: str | None) -> None:
+    """AwsResourceError when job ``name`` was created from another definition than ``spec``."""
+    tags = {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=arn)["Tags"]} if arn else {}
+    found, wanted = tags.get(DEFINITION_TAG), definition_of(spec)
+    if found is None:
+        log.warning("job_definition_unverified", job=name, hint=f"the job has no {DEFINITION_TAG} tag "
+                    "(created elsewhere or by an older version): attached without comparing its definition")
+    elif found != wanted:
+        raise AwsResourceError(name, "attach to", f"it was started from another definition ({DEFINITION_TAG} "
+                               f"{found}, this step's is {wanted}: another image, hyperparameters, inputs or "
+                               "resources)", "run the changed step as a new release (a new EXECUTION_ID); "
+                               "SageMaker job names cannot be reused")
+
+
 def attempt_name(name: str, attempt: int) -> str:
     """The name of a job's ``attempt``-th run: ``name`` itself, then ``name-r2``, ``name-r3``, ..."""
     return name if attempt == 1 else resource_name(name, f"r{attempt}")
@@ -237,6 +267,7 @@ def start_job(spec: JobSpec, *, clients: Clients | None = None, retry_failed: bo
             status = kind.status.status(existing)
             arn = existing.get(kind.arn_key)
             if status not in kind.ended_badly:
+                _check_definition(sagemaker, spec, name, arn)
                 log.info("job_attached" if status not in kind.status.succeeded else "job_reused",
                          job=name, kind=kind.status.kind, status=status)
                 return Ensured(Action.UNCHANGED, kind.status.kind, name, arn, {"status": status})
@@ -249,7 +280,7 @@ def start_job(spec: JobSpec, *, clients: Clients | None = None, retry_failed: bo
                     f"(bin/ scripts: --retry-failed) to start a fresh attempt named {name}",
                     kind.status.logs(existing[kind.name_key], existing), existing)
         try:
-            response = getattr(sagemaker, kind.create_op)(**replace(spec, name=name).request())
+            response = getattr(sagemaker, kind.create_op)(**creation_request(spec, name))
         except ClientError as exc:
             if not is_already_exists(exc):
                 raise
@@ -286,7 +317,7 @@ def wait_job(kind: JobKind, name: str, *, clients: Clients | None = None, policy
     error also carries the job's last log lines from CloudWatch Logs.
     """
     clients = resolve(clients)
-    describe = getattr(clients.sagemaker, kind.describe_op)
+    describe = getattr(clients.poller("sagemaker"), kind.describe_op)
     try:
         return wait_for(lambda: describe(**{kind.name_key: name}), kind.status, name, policy=policy, clock=clock)
     except JobFailed as exc:
