@@ -38,19 +38,31 @@ WILDCARD_ONLY = {
 
 @dataclass(frozen=True)
 class RoleSpec:
-    """A role to ensure: name, the service principal that assumes it, its inline policy and that policy's name."""
+    """A role to ensure: name, the service principal that assumes it, its inline policy and that policy's
+    name, and who may make the service assume it (``source_account``, ``source_arns``: see trust_policy)."""
 
     name: str
     service: str
     policy: dict
     description: str = ""
     policy_name: str = DEFAULT_POLICY_NAME
+    source_account: str | None = None
+    source_arns: tuple[str, ...] = ()
 
 
-def trust_policy(service: str) -> dict:
-    """The trust policy letting ``service`` (e.g. ``sagemaker.amazonaws.com``) assume a role."""
-    return {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}
+def trust_policy(service: str, source_account: str | None = None, source_arns: tuple[str, ...] = ()) -> dict:
+    """The trust policy letting ``service`` (e.g. ``sagemaker.amazonaws.com``) assume a role; with
+    ``source_account`` / ``source_arns`` only on behalf of that account / those resources (the confused
+    deputy conditions ``aws:SourceAccount`` and ``aws:SourceArn``)."""
+    trust: dict = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+    conditions: dict = {}
+    if source_account:
+        conditions["StringEquals"] = {"aws:SourceAccount": source_account}
+    if source_arns:
+        conditions["ArnLike"] = {"aws:SourceArn": list(source_arns)}
+    if conditions:
+        trust["Condition"] = conditions
+    return {"Version": "2012-10-17", "Statement": [trust]}
 
 
 def statement(sid: str, actions: list[str], resources: list[str] | str, condition: dict | None = None) -> dict:
@@ -73,6 +85,7 @@ def _role(iam, name: str) -> dict | None:
 
 
 def ensure_role(name: str, *, service: str, policies: Mapping[str, dict], description: str = "",
+                source_account: str | None = None, source_arns: tuple[str, ...] = (),
                 tags: Mapping[str, str] | None = None, dry_run: bool = False,
                 clients: Clients | None = None) -> Ensured:
     """Create the role or bring its trust policy, inline ``policies`` (name -> document) and tags in line.
@@ -80,7 +93,7 @@ def ensure_role(name: str, *, service: str, policies: Mapping[str, dict], descri
     Inline policies not in ``policies`` are deleted: the role belongs to the caller.
     """
     iam = resolve(clients).iam
-    trust = trust_policy(service)
+    trust = trust_policy(service, source_account, source_arns)
     tag_list = [{"Key": k, "Value": v} for k, v in (tags or {}).items()]
     current = _role(iam, name)
     changes: list[str] = []
@@ -118,7 +131,8 @@ def ensure_role_spec(spec: RoleSpec, *, tags: Mapping[str, str] | None = None, d
                      clients: Clients | None = None) -> Ensured:
     """``ensure_role`` for a RoleSpec: its one inline policy, nothing else."""
     return ensure_role(spec.name, service=spec.service, policies={spec.policy_name: spec.policy},
-                       description=spec.description, tags=tags, dry_run=dry_run, clients=clients)
+                       description=spec.description, source_account=spec.source_account,
+                       source_arns=spec.source_arns, tags=tags, dry_run=dry_run, clients=clients)
 
 
 def delete_role(name: str, *, clients: Clients | None = None) -> Ensured:

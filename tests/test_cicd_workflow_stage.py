@@ -156,12 +156,13 @@ def test_switching_a_project_to_the_workflow_stage_changes_only_what_the_stage_n
     bootstrap(project(build_stage="jobs"), clients=aws)
     recorder.clear()
     results = bootstrap(project(), clients=aws)
+    # the roles name the stage's build projects exactly; the Step Functions role's policy is the same in both
     assert [(r.kind, r.name) for r in results if r.changed] == [
-        ("iam role", "abalone-codebuild"), ("state machine", MACHINE), ("codebuild project", "abalone-workflow"),
-        ("codepipeline pipeline", "abalone")]  # the Step Functions role's policy is the same in both stages
+        ("iam role", "abalone-codepipeline"), ("iam role", "abalone-codebuild"), ("state machine", MACHINE),
+        ("codebuild project", "abalone-workflow"), ("codepipeline pipeline", "abalone")]
     assert sorted(recorder.mutating) == sorted([
-        ("iam", "PutRolePolicy"), ("stepfunctions", "CreateStateMachine"), ("codebuild", "CreateProject"),
-        ("codepipeline", "UpdatePipeline")])
+        ("iam", "PutRolePolicy"), ("iam", "PutRolePolicy"), ("iam", "UpdateAssumeRolePolicy"),
+        ("stepfunctions", "CreateStateMachine"), ("codebuild", "CreateProject"), ("codepipeline", "UpdatePipeline")])
 
 
 def test_teardown_removes_the_state_machine_and_can_run_twice(aws):

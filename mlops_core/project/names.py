@@ -28,6 +28,7 @@ ROLE_KINDS = ("codepipeline", "codebuild", "sagemaker", "stepfunctions")
 PARAMETER_KEYS = ("bucket-name", "sagemaker-role-arn", "image-uri", "model-name", "model-package-group",
                   "pipeline-name")
 TAG_KEY = "project"
+PREPROCESS, TRAIN, EVALUATE = "Preprocess", "Train", "Evaluate"  # a release's steps: jobs {model}-{step}-{id}
 
 
 def _kebab(task: str) -> str:

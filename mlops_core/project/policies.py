@@ -5,6 +5,11 @@ Step Functions), each scoped to the project's bucket, repositories, CodeBuild pr
 name prefix, roles and (with the ``workflow`` build stage) state machine. ``stepfunctions_policy`` is the
 one policy of the ML workflow's role, for a project or a bare ``Scope``. SageMaker ARNs hold names in lower
 case, so job prefixes are lower-cased.
+
+Every pattern is delimited: an exact name, or a name followed by a fixed word and ``-`` (jobs
+``{model}-train-*``, endpoint configs ``{endpoint}-config-*``), so the resources of another project such as
+``abalone2`` never match. Trust policies carry ``aws:SourceAccount`` and, where the service sends it,
+``aws:SourceArn`` (the confused-deputy conditions).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from mlops_core.iam import SERVICES, RoleSpec, policy_document, statement
-from mlops_core.project.names import Project
+from mlops_core.project.names import EVALUATE, PREPROCESS, TRAIN, Project
 
 
 @dataclass(frozen=True)
@@ -54,9 +59,11 @@ class _ReleaseStatements(NamedTuple):
 def _release_statements(scope: Scope) -> _ReleaseStatements:
     """The statements of every role that runs a release's jobs (CodeBuild and Step Functions)."""
     s, prefix, group = scope, scope.model.lower(), scope.model_package_group.lower()
+    job_arns = [s.arn("sagemaker", f"{kind}/{prefix}-{step.lower()}-*")
+                for kind, step in (("processing-job", PREPROCESS), ("training-job", TRAIN), ("processing-job", EVALUATE))]
     jobs = statement("SageMakerJobs", [f"sagemaker:{verb}{kind}" for verb in ("Create", "Describe", "Stop")
-                                    for kind in ("ProcessingJob", "TrainingJob")] + ["sagemaker:AddTags", "sagemaker:ListTags"],
-                  [s.arn("sagemaker", f"{kind}/{prefix}-*") for kind in ("processing-job", "training-job")])
+                                       for kind in ("ProcessingJob", "TrainingJob")]
+                     + ["sagemaker:AddTags", "sagemaker:ListTags"], job_arns)
     register = statement("ModelPackages", ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage",
                                         "sagemaker:UpdateModelPackage", "sagemaker:CreateModelPackageGroup",
                                         "sagemaker:DescribeModelPackageGroup", "sagemaker:AddTags"],
@@ -100,10 +107,18 @@ def project_roles(project: Project) -> list[RoleSpec]:
     bucket = f"arn:{p.partition}:s3:::{p.bucket}"
     objects = scope.objects
     repository = p.arn("ecr", f"repository/{p.ecr_repository}")
-    prefix = p.model.lower()
-    hosting = [p.arn("sagemaker", f"{kind}/{prefix}*") for kind in ("model", "endpoint-config", "endpoint")]
-    codebuild_logs = p.arn("logs", f"log-group:/aws/codebuild/{p.name}-*")
-    sagemaker_logs = p.arn("logs", "log-group:/aws/sagemaker/*")
+    endpoint = p.model.lower()  # bin/deploy.py's default endpoint; deploy_model names its model and config after it
+    hosting = [p.arn("sagemaker", name) for name in (
+        f"model/{endpoint}-model-*", f"endpoint-config/{endpoint}-config-*", f"endpoint/{endpoint}")]
+    builds = [p.arn("codebuild", f"project/{p.codebuild_project(task)}") for task in p.tasks]
+    codebuild_logs = [p.arn("logs", f"log-group:/aws/codebuild/{p.codebuild_project(task)}{stream}")
+                      for task in p.tasks for stream in ("", ":*")]
+    job_streams = [p.arn("logs", f"log-group:/aws/sagemaker/{group}:log-stream:{p.model}-{step}-*")
+                   for group, step in (("ProcessingJobs", PREPROCESS), ("TrainingJobs", TRAIN),
+                                       ("ProcessingJobs", EVALUATE))]
+    job_groups = [p.arn("logs", f"log-group:/aws/sagemaker/{group}") for group in ("ProcessingJobs", "TrainingJobs")]
+    sagemaker_logs = [*job_groups, *(p.arn("logs", f"log-group:/aws/sagemaker/Endpoints/{p.model}{stream}")
+                                     for stream in ("", ":*"))]
     ecr_pull = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
     ecr_login = statement("EcrLogin", ["ecr:GetAuthorizationToken"], "*")
     return [
@@ -114,14 +129,13 @@ def project_roles(project: Project) -> list[RoleSpec]:
                                         "codecommit:GetRepository", "codecommit:UploadArchive",
                                         "codecommit:GetUploadArchiveStatus", "codecommit:CancelUploadArchive"],
                    [p.arn("codecommit", p.code_repository)]),
-            statement("Builds", ["codebuild:StartBuild", "codebuild:BatchGetBuilds", "codebuild:StopBuild"],
-                   [p.arn("codebuild", f"project/{p.name}-*")]),
-            *kms), f"CodePipeline of project {p.name}"),
+            statement("Builds", ["codebuild:StartBuild", "codebuild:BatchGetBuilds", "codebuild:StopBuild"], builds),
+            *kms), f"CodePipeline of project {p.name}", source_account=p.account_id,
+            source_arns=(p.arn("codepipeline", p.pipeline),)),
         RoleSpec(p.role_name("codebuild"), SERVICES["codebuild"], policy_document(
             statement("BuildLogs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                   [codebuild_logs, f"{codebuild_logs}:*"]),
-            statement("JobLogs", ["logs:DescribeLogStreams", "logs:GetLogEvents"],
-                   [sagemaker_logs, f"{sagemaker_logs}:*"]),
+                      codebuild_logs),
+            statement("JobLogs", ["logs:DescribeLogStreams", "logs:GetLogEvents"], [*job_groups, *job_streams]),
             statement("Bucket", ["s3:ListBucket", "s3:GetBucketLocation"], [bucket]),
             statement("Objects", ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"], [objects]),
             ecr_login,
@@ -133,8 +147,10 @@ def project_roles(project: Project) -> list[RoleSpec]:
             statement("SageMakerLists", ["sagemaker:ListModelPackages", "sagemaker:ListEndpoints",
                                       "sagemaker:ListEndpointConfigs", "sagemaker:ListModels"], "*"),
             statement("Hosting", [f"sagemaker:{verb}{kind}" for verb in ("Create", "Describe", "Delete")
-                               for kind in ("Model", "EndpointConfig", "Endpoint")]
-                   + ["sagemaker:UpdateEndpoint", "sagemaker:AddTags", "sagemaker:ListTags"], hosting),
+                                  for kind in ("Model", "EndpointConfig", "Endpoint")]
+                      + ["sagemaker:UpdateEndpoint", "sagemaker:AddTags", "sagemaker:ListTags"], hosting),
+            # read only: the clean-up after a deploy keeps the configs that endpoints {endpoint}-* still run
+            statement("ShadowEndpoints", ["sagemaker:DescribeEndpoint"], [p.arn("sagemaker", f"endpoint/{endpoint}-*")]),
             statement("EndpointScaling", ["application-autoscaling:RegisterScalableTarget",
                                        "application-autoscaling:PutScalingPolicy"],
                    p.arn("application-autoscaling", "scalable-target/*")),
@@ -144,17 +160,19 @@ def project_roles(project: Project) -> list[RoleSpec]:
                    [p.arn("iam", "role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
                           "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint", region=False)],
                    {"StringLike": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}}),
-            *_workflow_statements(p), pass_sagemaker_role, *kms), f"CodeBuild projects of project {p.name}"),
+            *_workflow_statements(p), pass_sagemaker_role, *kms), f"CodeBuild projects of project {p.name}",
+            source_account=p.account_id, source_arns=tuple(builds)),
         RoleSpec(p.role_name("sagemaker"), SERVICES["sagemaker"], policy_document(
             statement("Bucket", ["s3:ListBucket", "s3:GetBucketLocation"], [bucket]),
             statement("Objects", ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"], [objects]),
             ecr_login,
             statement("ImagePull", ecr_pull, [repository]),
             statement("Logs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
-                            "logs:DescribeLogStreams"], [sagemaker_logs, f"{sagemaker_logs}:*"]),
+                               "logs:DescribeLogStreams"], [*sagemaker_logs, *job_streams]),
             statement("Metrics", ["cloudwatch:PutMetricData"], "*",
                    {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "aws/sagemaker/*"]}}),
-            *kms), f"SageMaker jobs and endpoints of project {p.name}"),
+            *kms), f"SageMaker jobs and endpoints of project {p.name}", source_account=p.account_id),
         RoleSpec(p.role_name("stepfunctions"), SERVICES["stepfunctions"], stepfunctions_policy(scope),
-                 f"Step Functions workflows of project {p.name}"),
+                 f"Step Functions workflows of project {p.name}", source_account=p.account_id,
+                 source_arns=(p.arn("states", f"stateMachine:{p.state_machine}"),)),
     ]

@@ -17,6 +17,7 @@ from mlops_core.codepipeline import pipeline_execution_id
 from mlops_core.errors import AwsResourceError, ConfigError
 from mlops_core.logs import get_logger
 from mlops_core.naming import job_name, new_execution_id
+from mlops_core.project.names import EVALUATE, PREPROCESS, TRAIN
 from mlops_core.s3 import s3_uri
 from mlops_core.sagemaker.jobs import (
     TRAINING,
@@ -29,7 +30,6 @@ from mlops_core.sagemaker.jobs import (
 )
 
 log = get_logger("release")
-PREPROCESS, TRAIN, EVALUATE = "Preprocess", "Train", "Evaluate"
 PROCESSING_ROOT = "/opt/ml/processing"
 
 

@@ -204,12 +204,13 @@ def cleanup_superseded(endpoint_name: str, *, config_prefix: str, model_prefix: 
                        clients: Clients | None = None) -> list[Ensured]:
     """Delete endpoint configs named ``config_prefix*`` and models named ``model_prefix*`` no endpoint uses.
 
-    Call it only after ``deploy`` verified ``endpoint_name``: what any endpoint named ``endpoint_name*`` runs
-    is kept. Only those endpoints are described, so a role scoped to the project's names suffices.
+    Call it only after ``deploy`` verified ``endpoint_name``: what ``endpoint_name`` and any endpoint named
+    ``{endpoint_name}-*`` run is kept. Only those endpoints are described, so a role scoped to the project's
+    delimited names suffices.
     """
     clients = resolve(clients)
     sagemaker = clients.sagemaker
-    endpoints = _names(sagemaker, "list_endpoints", "Endpoints", "EndpointName", endpoint_name)
+    endpoints = _names(sagemaker, "list_endpoints", "Endpoints", "EndpointName", f"{endpoint_name}-")
     described = (describe_or_none(sagemaker.describe_endpoint, EndpointName=e) for e in {endpoint_name, *endpoints})
     in_use = {d["EndpointConfigName"] for d in described if d}
     kept_models = {v["ModelName"] for c in in_use
