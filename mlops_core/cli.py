@@ -8,7 +8,7 @@ from collections.abc import Callable
 from botocore.exceptions import NoCredentialsError, PartialCredentialsError, ProfileNotFound
 
 from mlops_core.errors import ConfigError, MlopsError
-from mlops_core.logs import configure_logging, get_logger
+from mlops_core.logs import configure_logging, get_logger, wants_json
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 CREDENTIALS_HELP = ("no usable AWS credentials: set AWS_PROFILE (see `aws configure`) or AWS_ACCESS_KEY_ID and "
@@ -28,8 +28,10 @@ def run(main: Callable[[], int | None]) -> None:
     except (NoCredentialsError, PartialCredentialsError, ProfileNotFound) as exc:
         print(f"configuration error: {CREDENTIALS_HELP} ({exc})", file=sys.stderr)
         code = EXIT_CONFIG
-    except MlopsError as exc:
-        get_logger("cli").error("failed", error_type=type(exc).__name__, error=str(exc))
-        print(f"error: {exc}", file=sys.stderr)
+    except MlopsError as exc:  # said once: a JSON event where logs are JSON (CI, CodeBuild), else a plain line
+        if wants_json(sys.stderr):
+            get_logger("cli").error("failed", error_type=type(exc).__name__, error=str(exc))
+        else:
+            print(f"error: {exc}", file=sys.stderr)
         code = EXIT_FAILED
     sys.exit(code)

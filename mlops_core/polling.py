@@ -62,6 +62,7 @@ class WaitPolicy:
     jitter: float = 0.2
     timeout: float | None = 6 * 3600.0
     unknown_status_timeout: float = 600.0
+    progress_every: float = 30.0  # a "progress" event at most this often while the status stays the same
 
     def delay(self, attempt: int, elapsed: float, rand: float) -> float:
         """Delay before poll ``attempt + 1``; ``rand`` in [0, 1) spreads it over the jitter band."""
@@ -100,6 +101,7 @@ class StatusSpec:
     stopped: frozenset[str] = frozenset()
     running: frozenset[str] = frozenset()  # the statuses on the way; any other is unknown
     secondary: Callable[[dict], str | None] = _none
+    progress: Callable[[dict], str | None] = _none  # what the resource says of its progress, if anything
     reason: Callable[[dict], str | None] = _none
     logs: Callable[[str, dict], str | None] = field(default=lambda _name, _d: None)
     error: type[ResourceFailed] = ResourceFailed
@@ -125,7 +127,8 @@ def _sfn_reason(description: dict) -> str | None:
 
 TRAINING_JOB = StatusSpec(
     "training job", _get("TrainingJobStatus"), frozenset({"Completed"}), frozenset({"Failed"}),
-    frozenset({"Stopped"}), frozenset({"InProgress", "Stopping"}), secondary=_get("SecondaryStatus"), reason=_get("FailureReason"),
+    frozenset({"Stopped"}), frozenset({"InProgress", "Stopping"}), secondary=_get("SecondaryStatus"),
+    progress=_get("SecondaryStatusTransitions", -1, "StatusMessage"), reason=_get("FailureReason"),
     logs=_sagemaker_logs("/aws/sagemaker/TrainingJobs"), error=JobFailed)
 PROCESSING_JOB = StatusSpec(
     "processing job", _get("ProcessingJobStatus"), frozenset({"Completed"}), frozenset({"Failed"}),
@@ -167,6 +170,7 @@ def wait_for(describe: Callable[[], dict], spec: StatusSpec, resource: str, *,
     start = clock.monotonic()
     seen: tuple[str | None, str | None] | None = None
     status: str | None = None
+    last_event, last_progress = 0.0, None
     unknown_since: float | None = None
     last_error: BaseException | None = None
     attempt = 0
@@ -182,9 +186,15 @@ def wait_for(describe: Callable[[], dict], spec: StatusSpec, resource: str, *,
             last_error = None
             status, secondary = spec.status(description), spec.secondary(description)
             elapsed = clock.monotonic() - start
+            progress = spec.progress(description)
             if (status, secondary) != seen:
                 log.info("status_changed", status=status, secondary_status=secondary, elapsed_s=round(elapsed, 1))
-                seen = (status, secondary)
+                seen, last_event, last_progress = (status, secondary), elapsed, progress
+            elif elapsed - last_event >= policy.progress_every and (
+                    progress != last_progress or elapsed - last_event >= 4 * policy.progress_every):
+                log.info("progress", status=status, secondary_status=secondary, message=progress,
+                         elapsed_s=round(elapsed, 1))
+                last_event, last_progress = elapsed, progress
             if status in spec.succeeded or (accept_stopped and status in spec.stopped):
                 return description
             if status in spec.failed or status in spec.stopped:

@@ -74,6 +74,26 @@ def _keras():
     return keras
 
 
+PROGRESS_EVERY_S = 10.0  # a "progress:" line at most this often (the local runtime shows the last one)
+
+
+def _progress(keras, member: int, networks: int, total_epochs: int, started: float):
+    """A Keras callback printing ``progress: network i/n, epoch e/E, val_loss v, t s`` every PROGRESS_EVERY_S."""
+    last = [0.0]
+
+    class Progress(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            now = time.perf_counter()
+            if now - last[0] >= PROGRESS_EVERY_S:
+                last[0] = now
+                loss = (logs or {}).get("val_loss")
+                print(f"progress: network {member + 1}/{networks}, epoch {epoch + 1}/{total_epochs}"
+                      + (f", val_loss {loss:.4f}" if loss is not None else "") + f", {now - started:.0f} s",
+                      flush=True)
+
+    return Progress()
+
+
 def fit(training: Sequence[tuple], validation: Sequence[tuple], params: dict) -> tuple[Predictor, list, dict]:
     """Train on labelled rows; returns the predictor, the Keras models and a training report."""
     keras = _keras()
@@ -97,7 +117,8 @@ def fit(training: Sequence[tuple], validation: Sequence[tuple], params: dict) ->
         model.compile(optimizer=keras.optimizers.Adam(params["learning_rate"]), loss="mse", steps_per_execution=16)
         history = model.fit(x_train, scaled(y_train), validation_data=(x_validation, scaled(labels(validation))),
                             epochs=params["epochs"], batch_size=params["batch_size"], verbose=0,
-                            callbacks=[keras.callbacks.EarlyStopping(patience=params["patience"],
+                            callbacks=[_progress(keras, member, params["networks"], params["epochs"], started),
+                                       keras.callbacks.EarlyStopping(patience=params["patience"],
                                                                      restore_best_weights=True),
                                        keras.callbacks.ReduceLROnPlateau(patience=max(params["patience"] // 3, 1),
                                                                          factor=0.5)])

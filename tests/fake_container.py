@@ -18,6 +18,7 @@ ROOT = Path(os.environ.get("OPT_ML_ROOT", "/opt/ml"))
 def fail(reason: str) -> None:
     (ROOT / "output").mkdir(parents=True, exist_ok=True)
     (ROOT / "output" / "failure").write_text(reason)
+    print(reason, file=sys.stderr, flush=True)  # as app.py does
     sys.exit(1)
 
 
@@ -55,7 +56,11 @@ def main() -> None:
             (out / path.name).write_text(path.read_text())
     elif mode == "train":
         params = json.loads((ROOT / "input" / "config" / "hyperparameters.json").read_text())
-        time.sleep(float(params.get("sleep", os.environ.get("FAKE_TRAIN_SECONDS", 0))))
+        seconds = float(params.get("sleep", os.environ.get("FAKE_TRAIN_SECONDS", 0)))
+        for step in range(int(seconds / 0.5)):
+            print(f"progress: step {step + 1}", flush=True)
+            time.sleep(0.5)
+        time.sleep(seconds % 0.5)
         data = sorted(p.name for p in (ROOT / "input" / "data" / "training").iterdir())
         (ROOT / "model" / "model.txt").write_text(json.dumps({"params": params, "data": data}))
     elif mode == "serve":

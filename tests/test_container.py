@@ -206,6 +206,9 @@ def test_preprocess_train_evaluate_end_to_end(trained):
         {p.name for p in model.iterdir()}
     report = json.loads((model / "training.json").read_text())
     assert report["hyperparameters"]["epochs"] == 40 and len(report["epochs"]) == 2
+    train_output = results["train"].stdout + results["train"].stderr
+    for noise in ("absl::", "oneDNN", "cpu_feature_guard", "rebuild TensorFlow"):  # nothing a user can act on
+        assert noise not in train_output
     document = json.loads((root / "processing/output/evaluation/evaluation.json").read_text())
     metrics = document["regression_metrics"]
     assert set(metrics) == {"rmse", "mse", "mae", "r2"}

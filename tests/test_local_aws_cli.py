@@ -19,7 +19,7 @@ from mlops_core.aws import Clients
 from mlops_core.local.runtime import pid_alive
 from mlops_core.project.release import Compute, Release
 from tests.fakes import IMAGE_URI, ROLE_ARN
-from tests.test_local_release import small_abalone
+from workflows.data import SHIPPED
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +64,7 @@ def request_file(tmp_path: Path, name: str, request: dict) -> str:
 
 
 def test_the_aws_cli_runs_the_container_and_invokes_a_local_endpoint(cli, tmp_path):
-    data = Path(os.environ.get("ABALONE_DATA") or small_abalone(tmp_path / "abalone.data"))
+    data = SHIPPED  # the real UCI data, shipped with the package
     cli("s3api", "create-bucket", "--bucket", BUCKET)
     cli("s3", "cp", str(data), f"s3://{BUCKET}/abalone/data/current/abalone.csv")
 

@@ -48,7 +48,8 @@ def test_a_job_failing_in_the_container_fails_the_step_with_its_reason(script_en
     local_aws.gateway.container_env = {"FAIL": "preprocess"}
     result = build("preprocess", script_env)
     assert result.returncode == 1, result.stderr
-    assert "preprocess failed on purpose" in result.stderr
+    assert result.stderr.count("AlgorithmError: preprocess failed on purpose") == 1, "said once"
+    assert "last log lines" in result.stderr and "] preprocess failed on purpose" in result.stderr  # CloudWatch
     described = Clients().sagemaker.describe_processing_job(ProcessingJobName=f"abalone-Preprocess-{EXECUTION_ID}")
     assert described["ProcessingJobStatus"] == "Failed"
     assert "AlgorithmError: preprocess failed on purpose" in described["FailureReason"]
@@ -126,6 +127,7 @@ def test_the_local_release_runs_end_to_end_and_a_kept_project_releases_again(tmp
     assert {p.name for p in evaluation.iterdir()} == {"evaluation.json", "predictions.csv", "prediction-vs-actual.png"}
     assert f"evaluation outputs (evaluation.json, prediction-vs-actual.png, predictions.csv) in {evaluation}" in lines
     assert "RELEASE OK" in lines
+    assert "" not in lines[:lines.index("=== release summary ===") - 1], "no blank progress lines"
     endpoints = json.loads((tmp_path / "out" / "summary.json").read_text())["endpoint"]
     assert endpoints["name"] == "abalone"
     assert not list((tmp_path / "state" / "runtime" / "endpoints").glob("*.json")), "the endpoint must be deleted"

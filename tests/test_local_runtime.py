@@ -95,6 +95,12 @@ def test_failed_job_reports_the_container_reason(local):
                  PROCESSING_JOB, "abalone-Preprocess-bad", policy=FAST)
     assert "AlgorithmError: preprocess failed on purpose" in info.value.reason
     assert "container.log" in info.value.reason
+    streams = local.logs.describe_log_streams(logGroupName="/aws/sagemaker/ProcessingJobs",
+                                              logStreamNamePrefix="abalone-Preprocess-bad/")["logStreams"]
+    [stream] = streams  # where the CloudWatch hint of the error says the logs are, as on AWS
+    events = local.logs.get_log_events(logGroupName="/aws/sagemaker/ProcessingJobs",
+                                       logStreamName=stream["logStreamName"])["events"]
+    assert [e["message"] for e in events] == ["preprocess failed on purpose"]
 
 
 def test_missing_input_fails_the_job_with_a_client_error(local):
@@ -266,4 +272,18 @@ def test_a_local_endpoint_listens_on_loopback_only(local, local_aws):
     wait_endpoint(local, "abalone-lo")
     port = local_aws.runtime.read("endpoints", "abalone-lo")["port"]
     assert listening_addresses(port) == {"127.0.0.1"}
+
+
+def test_a_training_job_reports_the_containers_progress(local):
+    local.s3.put_object(Bucket=BUCKET, Key="abalone/e1/preprocess/training/training.csv", Body=b"x\n")
+    local.sagemaker.create_training_job(**training_request("abalone-Train-progress", sleep="6"))
+    deadline = time.monotonic() + 30
+    messages = set()
+    while time.monotonic() < deadline:
+        described = local.sagemaker.describe_training_job(TrainingJobName="abalone-Train-progress")
+        messages |= {t.get("StatusMessage") for t in described.get("SecondaryStatusTransitions", [])}
+        if described["TrainingJobStatus"] != "InProgress":
+            break
+        time.sleep(0.5)
+    assert any(m and m.startswith("step ") for m in messages), messages
 

@@ -16,7 +16,7 @@ from mlops_core.polling import (
     WaitPolicy,
     wait_for,
 )
-from tests.fakes import FakeClock, client_error, training_job
+from tests.fakes import NOW, FakeClock, client_error, training_job
 
 JOB = "abalone-Train-e1"
 
@@ -238,3 +238,24 @@ def test_one_retry_layer_each_poll_under_throttling_is_one_request():
     polls = [e for e in logs if e["event"] == "describe_retry"]
     assert len(requests) == len(polls) > 10
     assert set(requests) == {"SageMaker.DescribeTrainingJob"}
+
+
+def test_a_long_step_reports_progress_at_a_bounded_rate():
+    clock = FakeClock()
+    start = clock.now
+
+    def describe():
+        elapsed = clock.now - start
+        description = training_job(JOB, "Completed" if elapsed >= 300 else "InProgress")
+        description["SecondaryStatusTransitions"] = [{"Status": "Training", "StartTime": NOW,
+                                                      "StatusMessage": f"epoch {int(elapsed // 10)}"}]
+        return description
+
+    with capture_logs() as logs:
+        wait_for(describe, TRAINING_JOB, JOB, clock=clock, rng=random.Random(0))
+    progress = [e for e in logs if e["event"] == "progress"]
+    assert 5 <= len(progress) <= 10  # about one per progress_every (30 s) of a 300 s step, never one per poll
+    assert all(e["message"].startswith("epoch ") and "elapsed_s" in e for e in progress)
+    times = [e["elapsed_s"] for e in progress]
+    assert all(b - a >= DEFAULT_POLICY.progress_every - 0.1 for a, b in zip(times, times[1:], strict=False))
+

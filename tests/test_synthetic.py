@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import random
-from pathlib import Path
 
 import pytest
 
@@ -88,8 +86,9 @@ def test_command_line_writes_a_survey_file(tmp_path):
     assert len(rows) == 40 and out.read_text().startswith(",".join(COLUMNS))
 
 
-@pytest.mark.skipif(not os.environ.get("ABALONE_DATA"), reason="set ABALONE_DATA to the UCI abalone.data file")
 def test_per_sex_means_on_the_real_data():
-    source = read_rows(Path(os.environ["ABALONE_DATA"]).read_text())
+    from workflows.data import SHIPPED
+
+    source = read_rows(SHIPPED.read_text())
     assert len(source) > 4000
     assert_means_close(generate(source, 4000, seed=0), source)

@@ -1,41 +1,27 @@
-"""The abalone data for local runs: a path (flag or ABALONE_DATA), else a cached download from UCI."""
+"""The abalone data for local runs: a path (flag or ABALONE_DATA), else the copy shipped with this package.
+
+The shipped file is the UCI abalone data set (4,177 rows, no header; Nash, Sellers, Talbot, Cawthorn and
+Ford, 1994; https://doi.org/10.24432/C55C7W; CC BY 4.0), so the local release needs no network.
+"""
 
 from __future__ import annotations
 
 import os
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from mlops_core.errors import ConfigError
 
-UCI_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/abalone/abalone.data"
 DATA_ENV = "ABALONE_DATA"
-DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mlops_core"
+SHIPPED = Path(__file__).with_name("abalone.data")
 
 
-def abalone_data(path: str | Path | None = None, *, cache_dir: str | Path | None = None, url: str = UCI_URL,
-                 timeout: float = 30.0) -> Path:
-    """The data file to use: ``path``, else $ABALONE_DATA, else the UCI file (downloaded once, cached)."""
+def abalone_data(path: str | Path | None = None) -> Path:
+    """The data file to use: ``path``, else $ABALONE_DATA, else the shipped UCI file."""
     explicit = path or os.environ.get(DATA_ENV)
-    if explicit:
-        found = Path(explicit).expanduser()
-        if not found.is_file():
-            raise ConfigError(f"{DATA_ENV} / --data: {found} is not a file; pass the path of abalone.data "
-                              f"(UCI format, no header)")
-        return found
-    cached = Path(cache_dir or DEFAULT_CACHE) / "abalone.data"
-    if cached.is_file():
-        return cached
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    partial = cached.with_suffix(".part")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            partial.write_bytes(response.read())
-    except (urllib.error.URLError, OSError) as exc:
-        partial.unlink(missing_ok=True)
-        reason = getattr(exc, "reason", exc)
-        raise ConfigError(f"{DATA_ENV}: could not download the abalone data from {url} ({reason}); if this "
-                          f"machine is offline, pass --data PATH or set {DATA_ENV}=PATH") from None
-    partial.replace(cached)
-    return cached
+    if not explicit:
+        return SHIPPED
+    found = Path(explicit).expanduser()
+    if not found.is_file():
+        raise ConfigError(f"{DATA_ENV} / --data: {found} is not a file; pass the path of an abalone data file "
+                          f"(UCI format, no header), or neither to use the shipped copy")
+    return found

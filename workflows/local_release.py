@@ -110,7 +110,9 @@ def run_stage(project: Project, stage: str, execution_id: str, overrides: dict[s
         assert process.stdout is not None
         for line in process.stdout:
             log.write(line)
-            echo(progress_line(stage, line))
+            shown = progress_line(stage, line)
+            if shown:
+                echo(shown)
         code = process.wait()
     finished = time.time()
     seconds = time.monotonic() - started
@@ -132,9 +134,11 @@ def progress_line(stage: str, line: str) -> str:
         return f"  [{stage}] {text}" if text else ""
     if not isinstance(event, dict):
         return f"  [{stage}] {text}"
-    if event.get("event") == "status_changed":
+    if event.get("event") in ("status_changed", "progress"):
         secondary = f" ({event['secondary_status']})" if event.get("secondary_status") else ""
-        return f"  [{stage}] {event.get('resource')}: {event.get('status')}{secondary} at {event.get('elapsed_s')} s"
+        message = f": {event['message']}" if event.get("message") else ""
+        return (f"  [{stage}] {event.get('resource')}: {event.get('status')}{secondary}{message} "
+                f"at {event.get('elapsed_s')} s")
     if event.get("level") in ("warning", "error") or event.get("event") in ("job_started", "job_attached",
                                                                            "deployed", "registered"):
         details = " ".join(f"{k}={v}" for k, v in event.items() if k not in ("event", "timestamp", "level",
@@ -402,7 +406,7 @@ def summary_lines(summary: dict) -> list[str]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bin/demo", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", help="abalone.data (else $ABALONE_DATA, else downloaded from UCI and cached)")
+    p.add_argument("--data", help="an abalone data file (else $ABALONE_DATA, else the UCI file shipped with the package)")
     p.add_argument("--out", default=str(REPO / "out" / "demo"), help="output folder (default out/demo)")
     p.add_argument("--state", help="keep AWS and runtime state in this folder between runs; a second run "
                                    "is a new release of the same project")

@@ -13,6 +13,7 @@ the old server and records the failure, as SageMaker does.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -32,6 +33,8 @@ from mlops_core.s3 import download_file, list_keys, parse_s3_uri, s3_uri, upload
 OPT_ML = "/opt/ml"
 PING_TIMEOUT_ENV = "MLOPS_LOCAL_PING_TIMEOUT"
 RESOURCE_CONFIG = {"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"}
+PROGRESS = "progress:"  # the prefix of the container's progress lines (model_container/training.py)
+PROGRESS_POLL_S = 2.0
 
 
 def under_root(root: Path, container_path: str) -> Path:
@@ -77,14 +80,58 @@ def failure_reason(root: Path, returncode: int, log: Path) -> str:
     return f"AlgorithmError: {detail} (container log: {log})"
 
 
+def last_progress(log: Path) -> str | None:
+    """The newest ``progress: ...`` line the container printed (its message), if any."""
+    try:
+        with open(log, "rb") as text:
+            text.seek(max(0, log.stat().st_size - 8192))
+            lines = text.read().decode(errors="replace").splitlines()
+    except OSError:
+        return None
+    return next((line[len(PROGRESS):].strip() for line in reversed(lines) if line.startswith(PROGRESS)), None)
+
+
 def run_container(state: LocalState, kind: str, name: str, root: Path, args: list[str], env: dict) -> int:
+    """Run the container's entry point; while it runs, its newest progress line becomes the job's status message."""
     log = root.parent / "container.log"
     with open(log, "ab") as out:
         process = subprocess.Popen([sys.executable, str(container_entry_point()), *args], cwd=root,
                                    env={**os.environ, **env, "OPT_ML_ROOT": str(root)},
                                    stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
         state.update(kind, name, container_pid=process.pid)
-        return process.wait()
+        shown = None
+        while True:
+            try:
+                return process.wait(timeout=PROGRESS_POLL_S)
+            except subprocess.TimeoutExpired:
+                message = last_progress(log)
+                if message and message != shown:
+                    shown = message
+                    state.update(kind, name, status_message=message)
+
+
+LOG_GROUPS = {"processing": "/aws/sagemaker/ProcessingJobs", "training": "/aws/sagemaker/TrainingJobs"}
+LOG_BATCH = 1000
+
+
+def publish_log(kind: str, name: str, log: Path, clients: Clients) -> None:
+    """The container's output as the job's CloudWatch log stream ``{name}/algo-1-{time}``, where SageMaker
+    puts it, so error messages that point at CloudWatch hold here too. Best effort: a failure is noted in
+    the runner's log, the job's outcome stands."""
+    group, stream = LOG_GROUPS[kind], f"{name}/algo-1-{int(time.time())}"
+    try:
+        logs = clients.logs
+        with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+            logs.create_log_group(logGroupName=group)
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        lines = [line or " " for line in log.read_text(errors="replace").splitlines()] or ["(no output)"]
+        stamp = int(time.time() * 1000)
+        for start in range(0, len(lines), LOG_BATCH):
+            logs.put_log_events(logGroupName=group, logStreamName=stream,
+                                logEvents=[{"timestamp": stamp, "message": line[:100_000]}
+                                           for line in lines[start:start + LOG_BATCH]])
+    except Exception as exc:  # noqa: BLE001 - the logs are a copy; the job's outcome must not depend on them
+        print(f"could not publish {log} to CloudWatch Logs {group}/{stream}: {exc}", flush=True)
 
 
 def run_job(state: LocalState, kind: str, name: str, clients: Clients) -> None:
@@ -106,6 +153,7 @@ def run_job(state: LocalState, kind: str, name: str, clients: Clients) -> None:
         return
     state.update(kind, name, secondary="Training" if kind == "training" else "Processing")
     returncode = run_container(state, kind, name, root, args, request.get("Environment", {}))
+    publish_log(kind, name, log, clients)
     if state.read(kind, name)["status"] == "Stopping":
         state.update(kind, name, status="Stopped", secondary="Stopped", ended=now_iso())
         return

@@ -268,6 +268,10 @@ def merge_job_record(kind: str, description: dict, record: dict) -> dict:
         merged["ExitMessage"] = record["exit_message"]
     if kind == "training":
         merged["SecondaryStatus"] = record.get("secondary", record["status"])
+        if record.get("status_message") and record.get("started"):
+            merged["SecondaryStatusTransitions"] = [{
+                "Status": merged["SecondaryStatus"], "StartTime": dt.datetime.fromisoformat(record["started"]),
+                "StatusMessage": record["status_message"]}]
         if record.get("model_artifacts"):
             merged["ModelArtifacts"] = {"S3ModelArtifacts": record["model_artifacts"]}
     return merged
