@@ -94,7 +94,7 @@ def cross_validated(method, train: list[tuple], folds: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True, help="abalone.data (UCI, no header)")
+    parser.add_argument("--data", type=Path, help="abalone data (UCI format, no header; default: the shipped file)")
     parser.add_argument("--reference-epochs", type=int, default=REFERENCE_EPOCHS,
                         help=f"epochs of the reference recipe (default {REFERENCE_EPOCHS}, the real recipe)")
     parser.add_argument("--seeds", type=int, default=1,
@@ -102,7 +102,10 @@ def main() -> None:
     parser.add_argument("--cv", type=int, default=0, metavar="K",
                         help="also score each recipe by K-fold cross-validation inside the training part")
     args = parser.parse_args()
-    rows, rejected = load_rows([args.data], args.data.parent)
+    from workflows.data import abalone_data
+
+    data = abalone_data(args.data)
+    rows, rejected = load_rows([data], data.parent)
     train_index, test_index = train_test_split(np.arange(len(rows)), test_size=0.2, random_state=42)
     train, test = [rows[i] for i in train_index], [rows[i] for i in test_index]
     actual = labels(test)

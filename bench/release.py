@@ -4,7 +4,7 @@ Overhead = time from a job's end (as the local runtime recorded it) to the end o
 for it, measured against the job's own run time in the same run. Goals: overhead <= max(2 s, 10 % of the
 job's run time) per stage; the whole release (bootstrap to predictions) under 3 minutes on 2 cores.
 
-    python bench/release.py --data ../shared/data/abalone.data [--epochs 100]
+    python bench/release.py [--data PATH] [--epochs 100]
 """
 
 from __future__ import annotations

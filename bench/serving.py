@@ -94,7 +94,8 @@ def train_model(data: Path, model_dir: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, help="abalone.data, to train a model when --model-dir is not given")
+    parser.add_argument("--data", type=Path, help="abalone data to train a model on when --model-dir is not given "
+                                                  "(default: the UCI file shipped in workflows/)")
     parser.add_argument("--model-dir", type=Path, help="a model/ directory written by app.py train")
     parser.add_argument("--requests", type=int, default=1000, help="single-row requests to our server")
     parser.add_argument("--baseline-requests", type=int, default=200, help="single-row requests to the baseline")
@@ -108,10 +109,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         if args.model_dir is None:
-            if args.data is None:
-                parser.error("give --model-dir or --data")
+            from workflows.data import abalone_data
+
             args.model_dir = root / "model"
-            train_model(args.data, args.model_dir)
+            print(f"training a model on {abalone_data(args.data)} ...", flush=True)
+            train_model(abalone_data(args.data), args.model_dir)
         else:
             (root / "model").symlink_to(args.model_dir.resolve())
         row = "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15"
@@ -124,6 +126,7 @@ def main() -> None:
                 ("baseline (model.predict)", [sys.executable, __file__, "--baseline-server", "--model-dir",
                                               str(args.model_dir)], args.baseline_requests)]:
             port = free_port()
+            print(f"measuring {name}: {count} single-row requests, then 7 requests of 10,000 rows ...", flush=True)
             process = start(command, port, env)
             try:
                 results[name] = measure(Server(port, process), row, batch, count)
