@@ -22,11 +22,13 @@ SETTINGS = ("model_name", "bucket_name", "role_arn", "image_uri", "execution_id"
             "threshold", "model_package_group", "endpoint_name", "instance_type", "aws_region")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None, *, clients: Clients | None = None) -> int:
+    """The release; ``clients`` (e.g. the test kit's ``aws_clients``) replaces the clients built from the environment."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_arguments(parser, SETTINGS)
-    config = config_from_args(parser.parse_args(), ["model_name", "bucket_name", "role_arn", "image_uri", "aws_region"])
-    clients = Clients(region=config.aws_region)
+    config = config_from_args(parser.parse_args(argv), ["model_name", "bucket_name", "role_arn", "image_uri",
+                                                        "aws_region"])
+    clients = clients or Clients(region=config.aws_region)
     execution_id = resolve_execution_id(config.execution_id, generate=True, clients=clients)
     release = Release(config.bucket_name, config.model_name, execution_id)
     image, role = config.image_uri, config.role_arn
@@ -51,6 +53,7 @@ def main() -> None:
                             instance_type=config.instance_type, instance_count=2,
                             data_capture=DataCapture(release.data_capture), clients=clients)
     print(deployed.endpoint)
+    return 0
 
 
 if __name__ == "__main__":

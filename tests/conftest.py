@@ -6,7 +6,6 @@ import boto3
 import pytest
 
 from mlops_core.aws import Clients
-from tests.fakes import CallRecorder
 
 REGION = "us-east-1"
 
@@ -24,12 +23,9 @@ def no_real_aws(monkeypatch, tmp_path_factory):
 
 
 @pytest.fixture
-def aws():
-    """moto in-process: a fresh account per test; yields Clients built from a recorded session."""
-    from moto import mock_aws
-
-    with mock_aws():
-        yield Clients(boto3.Session(region_name=REGION))
+def aws(aws_clients):
+    """moto in-process through the test kit (mlops_core.testing): a fresh account per test."""
+    return aws_clients
 
 
 @pytest.fixture
@@ -44,9 +40,9 @@ def stubbed():
 
 
 @pytest.fixture
-def recorder(aws):
-    """Records the API calls of the ``aws`` fixture's clients (create clients after requesting this)."""
-    return CallRecorder(aws.session)
+def recorder(mutating_calls):
+    """The API calls of the ``aws`` fixture's clients (the test kit's call log)."""
+    return mutating_calls
 
 
 class MotoServer:

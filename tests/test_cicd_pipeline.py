@@ -23,7 +23,7 @@ from mlops_core.polling import WaitPolicy
 from mlops_core.project import Project
 from mlops_core.project.buildspecs import EXPORTED, buildspec
 from mlops_core.project.pipeline import pipeline_definition
-from tests.fakes import FakeClock
+from mlops_core.testing import VirtualClock
 
 PROJECT = Project(name="abalone", account_id="123456789012", region="us-east-1")
 
@@ -152,7 +152,7 @@ def test_a_failed_execution_names_the_failed_action_its_message_and_logs():
         {"stageName": "Deploy", "latestExecution": {"pipelineExecutionId": "e-0", "status": "Failed"},
          "actionStates": [{"actionName": "Deploy", "latestExecution": {"status": "Failed"}}]},
     ]}, {"name": "abalone"})
-    clock = FakeClock()
+    clock = VirtualClock()
     with stub, pytest.raises(ResourceFailed) as failure:
         wait_pipeline_execution("abalone", "e-1", clients=clients, clock=clock)
     message = str(failure.value)
@@ -172,7 +172,7 @@ def test_a_stopped_execution_raises_and_a_long_one_times_out():
         stub.add_response("get_pipeline_execution", _execution("InProgress"), keys)
     with stub:
         with pytest.raises(ResourceFailed, match="ended Stopped"):
-            wait_pipeline_execution("abalone", "e-1", clients=clients, clock=FakeClock())
+            wait_pipeline_execution("abalone", "e-1", clients=clients, clock=VirtualClock())
         with pytest.raises(Exception, match="gave up waiting for pipeline abalone execution e-1"):
-            wait_pipeline_execution("abalone", "e-1", clients=clients, clock=FakeClock(),
+            wait_pipeline_execution("abalone", "e-1", clients=clients, clock=VirtualClock(),
                                     policy=WaitPolicy(timeout=10))

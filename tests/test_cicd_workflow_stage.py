@@ -27,7 +27,8 @@ from mlops_core.project.buildspecs import (
 )
 from mlops_core.project.pipeline import pipeline_definition
 from mlops_core.stepfunctions import ensure_state_machine
-from tests.fakes import CallRecorder, client_error
+from mlops_core.testing import record_calls
+from tests.fakes import client_error
 from tests.test_cicd_bootstrap import ACCOUNT, _script, assert_nothing_left
 from tests.test_workflow import BUCKET, EXECUTION, FAST, load_script, put_evaluation
 from tests.test_workflow import executing as executing  # the fixture: moto executing state machines
@@ -203,7 +204,7 @@ def test_the_workflow_action_runs_a_release_with_what_codebuild_gives_it(executi
     the summary is written, and every Step Functions call is one the CodeBuild role is allowed."""
     monkeypatch.setattr(ml_workflow, "definition", lambda *a, **kw: without_sync(definition(*a, **kw)))
     monkeypatch.setattr(ml_workflow, "DEFAULT_POLICY", FAST)
-    recorder = CallRecorder(executing.session)  # before the Step Functions client is built
+    recorder = record_calls(executing.session)  # before the Step Functions client is built
     p = project(bucket_name=BUCKET, tls_only=False)
     bootstrap(p, clients=executing)
     put_evaluation(executing, 2.0)

@@ -16,7 +16,8 @@ from mlops_core.polling import (
     WaitPolicy,
     wait_for,
 )
-from tests.fakes import NOW, FakeClock, client_error, training_job
+from mlops_core.testing import VirtualClock
+from tests.fakes import NOW, client_error, training_job
 
 JOB = "abalone-Train-e1"
 
@@ -38,7 +39,7 @@ def test_in_progress_then_completed(sagemaker):
     client, stubber = sagemaker
     for status, secondary in [("InProgress", "Starting"), ("InProgress", "Training"), ("Completed", "Completed")]:
         stubber.add_response("describe_training_job", training_job(JOB, status, secondary), {"TrainingJobName": JOB})
-    clock = FakeClock()
+    clock = VirtualClock()
     with capture_logs() as logs:
         result = wait_training(client, clock)
     assert result["TrainingJobStatus"] == "Completed"
@@ -55,7 +56,7 @@ def test_one_log_event_per_status_change_not_per_poll(sagemaker):
         stubber.add_response("describe_training_job", training_job(JOB, "InProgress"), {"TrainingJobName": JOB})
     stubber.add_response("describe_training_job", training_job(JOB, "Completed", "Completed"), {"TrainingJobName": JOB})
     with capture_logs() as logs:
-        wait_training(client, FakeClock())
+        wait_training(client, VirtualClock())
     assert len([e for e in logs if e["event"] == "status_changed"]) == 2
 
 
@@ -66,7 +67,7 @@ def test_failed_raises_with_reason_and_logs(sagemaker):
                          training_job(JOB, "Failed", "Failed", reason="AlgorithmError: loss is NaN"),
                          {"TrainingJobName": JOB})
     with pytest.raises(JobFailed) as info:
-        wait_training(client, FakeClock())
+        wait_training(client, VirtualClock())
     error = info.value
     assert error.status == "Failed" and error.resource == JOB
     assert "AlgorithmError: loss is NaN" in str(error)
@@ -77,9 +78,9 @@ def test_stopped_raises_by_default_and_is_accepted_on_request(sagemaker):
     client, stubber = sagemaker
     stubber.add_response("describe_training_job", training_job(JOB, "Stopped", "Stopped"), {"TrainingJobName": JOB})
     with pytest.raises(JobFailed, match="ended Stopped"):
-        wait_training(client, FakeClock())
+        wait_training(client, VirtualClock())
     stubber.add_response("describe_training_job", training_job(JOB, "Stopped", "Stopped"), {"TrainingJobName": JOB})
-    assert wait_training(client, FakeClock(), accept_stopped=True)["TrainingJobStatus"] == "Stopped"
+    assert wait_training(client, VirtualClock(), accept_stopped=True)["TrainingJobStatus"] == "Stopped"
 
 
 def test_throttling_during_wait_is_survived(sagemaker):
@@ -89,7 +90,7 @@ def test_throttling_during_wait_is_survived(sagemaker):
     stubber.add_client_error("describe_training_job", "InternalFailure", "oops", 500)
     stubber.add_response("describe_training_job", training_job(JOB, "Completed", "Completed"), {"TrainingJobName": JOB})
     with capture_logs() as logs:
-        assert wait_training(client, FakeClock())["TrainingJobStatus"] == "Completed"
+        assert wait_training(client, VirtualClock())["TrainingJobStatus"] == "Completed"
     assert len([e for e in logs if e["event"] == "describe_retry"]) == 2
 
 
@@ -97,7 +98,7 @@ def test_non_transient_error_is_not_retried(sagemaker):
     client, stubber = sagemaker
     stubber.add_client_error("describe_training_job", "ValidationException", "Requested resource not found", 400)
     with pytest.raises(Exception, match="Requested resource not found"):
-        wait_training(client, FakeClock())
+        wait_training(client, VirtualClock())
 
 
 def test_throttling_that_never_ends_is_polled_through_until_the_deadline_never_past_it():
@@ -107,7 +108,7 @@ def test_throttling_that_never_ends_is_polled_through_until_the_deadline_never_p
         calls.append(1)
         raise client_error("ThrottlingException", "Rate exceeded")
 
-    clock = FakeClock()
+    clock = VirtualClock()
     with pytest.raises(WaitTimeout, match="last describe failed: .*Rate exceeded") as info:
         wait_for(describe, TRAINING_JOB, JOB, clock=clock, policy=WaitPolicy(timeout=300))
     assert clock.now - 1000 == pytest.approx(300), "the deadline is kept, not overshot"
@@ -116,18 +117,18 @@ def test_throttling_that_never_ends_is_polled_through_until_the_deadline_never_p
 
 
 def test_a_status_nobody_knows_is_warned_about_once_and_fails_after_a_bounded_time():
-    clock = FakeClock()
+    clock = VirtualClock()
     with capture_logs() as logs, pytest.raises(UnknownStatus, match="'Paused'.*InProgress") as info:
         wait_for(lambda: {"TrainingJobStatus": "Paused"}, TRAINING_JOB, JOB, clock=clock)
     assert [e["status"] for e in logs if e["event"] == "unknown_status"] == ["Paused"]
     assert DEFAULT_POLICY.unknown_status_timeout <= clock.now - 1000 <= DEFAULT_POLICY.unknown_status_timeout + 61
     assert info.value.status == "Paused"
     with pytest.raises(UnknownStatus, match="None"):
-        wait_for(lambda: {}, TRAINING_JOB, JOB, clock=FakeClock())
+        wait_for(lambda: {}, TRAINING_JOB, JOB, clock=VirtualClock())
 
 
 def test_deadline_raises_timeout_naming_the_resource():
-    clock = FakeClock()
+    clock = VirtualClock()
     with pytest.raises(WaitTimeout) as info:
         wait_for(lambda: {"TrainingJobStatus": "InProgress"}, TRAINING_JOB, JOB, clock=clock,
                  policy=WaitPolicy(timeout=120))
@@ -137,7 +138,7 @@ def test_deadline_raises_timeout_naming_the_resource():
 
 def simulate(job_seconds: float, policy: WaitPolicy = DEFAULT_POLICY, seed: int = 0) -> tuple[float, int]:
     """Wait on a fake job that completes ``job_seconds`` after the wait starts; (lag, describe calls)."""
-    clock = FakeClock()
+    clock = VirtualClock()
     start = clock.now
     calls = []
 
@@ -188,17 +189,17 @@ def test_policy_delays_grow_from_about_one_second_to_the_cap():
 ])
 def test_every_service_spec(spec, running, done, failed, reason):
     answers = iter([running, done])
-    assert wait_for(lambda: next(answers), spec, "r", clock=FakeClock()) == done
+    assert wait_for(lambda: next(answers), spec, "r", clock=VirtualClock()) == done
     answers = iter([running, failed])
     with pytest.raises(ResourceFailed) as info:
-        wait_for(lambda: next(answers), spec, "r", clock=FakeClock())
+        wait_for(lambda: next(answers), spec, "r", clock=VirtualClock())
     assert info.value.reason == reason
 
 
 def test_codebuild_failure_points_at_the_logs():
     failed = {"builds": [{"buildStatus": "FAILED", "logs": {"deepLink": "https://console/logs"}}]}
     with pytest.raises(JobFailed, match="https://console/logs"):
-        wait_for(lambda: failed, CODEBUILD_BUILD, "abalone-Train:1", clock=FakeClock())
+        wait_for(lambda: failed, CODEBUILD_BUILD, "abalone-Train:1", clock=VirtualClock())
 
 
 @pytest.mark.timeout(60)
@@ -232,7 +233,7 @@ def test_one_retry_layer_each_poll_under_throttling_is_one_request():
     try:
         clients = Clients(region="eu-west-1", endpoint_url=f"http://127.0.0.1:{server.server_port}")
         with capture_logs() as logs, pytest.raises(WaitTimeout, match="Rate exceeded"):
-            wait_job(TRAINING, JOB, clients=clients, policy=WaitPolicy(timeout=120), clock=FakeClock())
+            wait_job(TRAINING, JOB, clients=clients, policy=WaitPolicy(timeout=120), clock=VirtualClock())
     finally:
         server.shutdown()
     polls = [e for e in logs if e["event"] == "describe_retry"]
@@ -241,7 +242,7 @@ def test_one_retry_layer_each_poll_under_throttling_is_one_request():
 
 
 def test_a_long_step_reports_progress_at_a_bounded_rate():
-    clock = FakeClock()
+    clock = VirtualClock()
     start = clock.now
 
     def describe():

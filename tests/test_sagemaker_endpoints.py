@@ -14,7 +14,8 @@ from mlops_core.sagemaker.endpoints import (
     ensure_endpoint_config,
     ensure_model,
 )
-from tests.fakes import IMAGE_URI, NOW, ROLE_ARN, FakeClock
+from mlops_core.testing import VirtualClock
+from tests.fakes import IMAGE_URI, NOW, ROLE_ARN
 
 MODEL_DATA = "s3://abalone-bucket/abalone/e1/model/abalone-Train-e1/output/model.tar.gz"
 CAPTURE = DataCapture("s3://abalone-bucket/abalone/data-capture")
@@ -147,7 +148,7 @@ def test_creating_then_failed_raises_with_reason(stubbed):
               endpoint("Failed", "new", "The primary container for production variant AllTraffic did not pass "
                                         "the ping health check"))
     with pytest.raises(ResourceFailed) as info:
-        deploy(ENDPOINT, "new", clients=clients, clock=FakeClock())
+        deploy(ENDPOINT, "new", clients=clients, clock=VirtualClock())
     assert info.value.status == "Failed" and "ping health check" in str(info.value)
     assert "/aws/sagemaker/Endpoints/abalone" in str(info.value)
 
@@ -160,7 +161,7 @@ def test_update_that_comes_back_in_service_on_the_old_config_raises(stubbed):
     describes(stubber, endpoint("Updating", "old"), endpoint("RollingBack", "old"),
               endpoint("InService", "old", "Variant AllTraffic: health check failed"))
     with pytest.raises(DeploymentRolledBack) as info:
-        deploy(ENDPOINT, "new", clients=clients, clock=FakeClock())
+        deploy(ENDPOINT, "new", clients=clients, clock=VirtualClock())
     error = info.value
     assert (error.wanted_config, error.running_config) == ("new", "old")
     assert "health check failed" in str(error) and "rolled back" in str(error)
@@ -173,14 +174,14 @@ def test_update_with_blue_green_deployment_config(stubbed):
     stubber.add_response("update_endpoint", {"EndpointArn": ARN},
                          {"EndpointName": ENDPOINT, "EndpointConfigName": "new", "DeploymentConfig": deployment})
     describes(stubber, endpoint("Updating", "old"), endpoint("InService", "new"))
-    done = deploy(ENDPOINT, "new", deployment_config=deployment, clients=clients, clock=FakeClock())
+    done = deploy(ENDPOINT, "new", deployment_config=deployment, clients=clients, clock=VirtualClock())
     assert (done.action, done.details["previous_config"]) == (Action.UPDATED, "old")
 
 
 def test_rerun_during_an_update_waits_for_it_instead_of_updating_again(stubbed):
     clients, stubber = stubbed
     describes(stubber, endpoint("Updating", "old"), endpoint("Updating", "old"), endpoint("InService", "new"))
-    done = deploy(ENDPOINT, "new", clients=clients, clock=FakeClock())
+    done = deploy(ENDPOINT, "new", clients=clients, clock=VirtualClock())
     assert done.action is Action.UNCHANGED  # no update_endpoint call was queued, so none was made
 
 
@@ -188,7 +189,7 @@ def test_a_failed_endpoint_is_not_updated(stubbed):
     clients, stubber = stubbed
     describes(stubber, endpoint("Failed", "old", "capacity error"))
     with pytest.raises(ResourceFailed, match="capacity error.*delete it"):
-        deploy(ENDPOINT, "new", clients=clients, clock=FakeClock())
+        deploy(ENDPOINT, "new", clients=clients, clock=VirtualClock())
 
 
 def test_delete_that_loses_a_race_is_absent(stubbed):

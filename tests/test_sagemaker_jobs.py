@@ -25,7 +25,8 @@ from mlops_core.sagemaker.jobs import (
     start_job,
     wait_job,
 )
-from tests.fakes import IMAGE_URI, NOW, ROLE_ARN, FakeClock, training_job
+from mlops_core.testing import VirtualClock
+from tests.fakes import IMAGE_URI, NOW, ROLE_ARN, training_job
 
 JOB = "abalone-Train-e1"
 RELEASE = Release("abalone-bucket", "abalone", "e1")
@@ -124,7 +125,7 @@ def test_rerun_attaches_to_in_progress_job_and_waits(stubbed):
     definition_tag(stubber, JOB)
     describe(stubber, JOB, "InProgress")
     describe(stubber, JOB, "Completed", "Completed")
-    clock = FakeClock()
+    clock = VirtualClock()
     description = run_job(train_spec(), clients=clients, clock=clock)
     assert description["TrainingJobStatus"] == "Completed" and len(clock.sleeps) == 1
 
@@ -134,7 +135,7 @@ def test_in_progress_then_failed_raises_with_reason_and_logs(stubbed):
     describe(stubber, JOB, "InProgress")
     describe(stubber, JOB, "Failed", "Failed", reason="AlgorithmError: ValueError: could not convert 'M'")
     with pytest.raises(JobFailed) as info:
-        wait_job(TRAINING, JOB, clients=clients, clock=FakeClock())
+        wait_job(TRAINING, JOB, clients=clients, clock=VirtualClock())
     message = str(info.value)
     assert "AlgorithmError: ValueError" in message and info.value.status == "Failed"
     assert "/aws/sagemaker/TrainingJobs" in message and f"{JOB}/" in message
@@ -145,7 +146,7 @@ def test_stopped_job_is_not_success(stubbed):
     describe(stubber, JOB, "InProgress", "Stopping")
     describe(stubber, JOB, "Stopped", "Stopped")
     with pytest.raises(JobFailed, match="ended Stopped"):
-        wait_job(TRAINING, JOB, clients=clients, clock=FakeClock())
+        wait_job(TRAINING, JOB, clients=clients, clock=VirtualClock())
 
 
 def test_throttling_during_wait_is_retried(stubbed):
@@ -154,7 +155,7 @@ def test_throttling_during_wait_is_retried(stubbed):
     stubber.add_client_error("describe_training_job", "ThrottlingException", "Rate exceeded", 400)
     stubber.add_client_error("describe_training_job", "InternalFailure", "oops", 500)
     describe(stubber, JOB, "Completed", "Completed")
-    assert wait_job(TRAINING, JOB, clients=clients, clock=FakeClock())["TrainingJobStatus"] == "Completed"
+    assert wait_job(TRAINING, JOB, clients=clients, clock=VirtualClock())["TrainingJobStatus"] == "Completed"
 
 
 def test_existing_failed_job_raises_and_names_the_fresh_attempt(stubbed):
@@ -217,7 +218,7 @@ def test_failure_carries_the_last_log_lines_from_cloudwatch(aws):
     with Stubber(client) as stubber:
         describe(stubber, JOB, "Failed", "Failed", reason="AlgorithmError: boom")
         with pytest.raises(JobFailed) as info:
-            wait_job(TRAINING, JOB, clients=Clients(aws.session, sagemaker=client), log_lines=2, clock=FakeClock())
+            wait_job(TRAINING, JOB, clients=Clients(aws.session, sagemaker=client), log_lines=2, clock=VirtualClock())
     message = str(info.value)
     assert "line 3" in message and "line 4" in message and "line 2" not in message
     assert "AlgorithmError: boom" in message and info.value.__cause__ is not None
@@ -231,7 +232,7 @@ def test_failure_without_logs_still_raises_the_job_error(stubbed):
         log_stub.add_client_error("describe_log_streams", "ResourceNotFoundException", "no group")
         with pytest.raises(JobFailed, match="boom"):
             wait_job(TRAINING, JOB, clients=Clients(region="eu-west-1", sagemaker=clients.sagemaker, logs=logs),
-                     log_lines=10, clock=FakeClock())
+                     log_lines=10, clock=VirtualClock())
 
 
 def test_processing_failure_reports_exit_message(stubbed):
@@ -244,7 +245,7 @@ def test_processing_failure_reports_exit_message(stubbed):
                                                   "VolumeSizeInGB": 30}},
         "AppSpecification": {"ImageUri": IMAGE_URI}, "CreationTime": NOW}, {"ProcessingJobName": name})
     with pytest.raises(JobFailed, match="no rows in data/current") as info:
-        wait_job(PROCESSING, name, clients=clients, clock=FakeClock())
+        wait_job(PROCESSING, name, clients=clients, clock=VirtualClock())
     assert "/aws/sagemaker/ProcessingJobs" in str(info.value)
 
 

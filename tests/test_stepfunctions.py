@@ -21,7 +21,8 @@ from mlops_core.stepfunctions import (
     start_execution,
     wait_execution,
 )
-from tests.fakes import ROLE_ARN, FakeClock
+from mlops_core.testing import VirtualClock
+from tests.fakes import ROLE_ARN
 
 PASS = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
 OTHER_ROLE = "arn:aws:iam::123456789012:role/other"
@@ -91,7 +92,7 @@ def test_wait_polls_until_succeeded():
     clients, stub = stubbed()
     for status in ("RUNNING", "RUNNING", "SUCCEEDED"):
         stub.add_response("describe_execution", describe(status, output="{}"), {"executionArn": EXECUTION})
-    clock = FakeClock()
+    clock = VirtualClock()
     with stub:
         assert wait_execution(EXECUTION, clients=clients, clock=clock)["status"] == "SUCCEEDED"
     assert len(clock.sleeps) == 2
@@ -153,7 +154,7 @@ def test_wait_raises_with_the_failed_state_and_console_link():
         ("ExecutionFailed", {"error": "TrainFailed", "cause": "boom"})),
         {"executionArn": EXECUTION, "includeExecutionData": True})
     with stub, pytest.raises(WorkflowFailed) as failed:
-        wait_execution(EXECUTION, clients=clients, policy=WaitPolicy(timeout=5), clock=FakeClock())
+        wait_execution(EXECUTION, clients=clients, policy=WaitPolicy(timeout=5), clock=VirtualClock())
     assert failed.value.state == "Train" and failed.value.status == "FAILED"
     assert "state Train failed: TrainFailed: boom" in str(failed.value)
     assert "console.aws.amazon.com/states" in str(failed.value)

@@ -10,20 +10,17 @@ local run's status.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import datetime as dt
 import importlib.util
 import io
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +28,7 @@ from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 
 from mlops_core.logs import get_logger
-from mlops_core.s3 import parse_s3_uri
+from mlops_core.sagemaker.capture import write_capture
 
 CONTAINER_ENV = "MLOPS_LOCAL_CONTAINER"
 JOB_KINDS = {"processing": ("ProcessingJobName", "ProcessingJobStatus"),
@@ -308,41 +305,7 @@ class LocalSageMakerRuntime:
             raise sagemaker_error("ServiceUnavailable", f"endpoint {EndpointName} is not answering: {error.reason}",
                                   "InvokeEndpoint", 503) from None
         variant = record.get("variant", "AllTraffic")
-        self._capture(EndpointName, variant, record.get("data_capture"), data, ContentType, answer, answer_type,
-                      InferenceId)
+        write_capture(self._s3, EndpointName, variant, record.get("data_capture"), data, ContentType, answer,
+                      answer_type, InferenceId)
         return {"Body": StreamingBody(io.BytesIO(answer), len(answer)), "ContentType": answer_type,
                 "InvokedProductionVariant": variant, "ResponseMetadata": {"HTTPStatusCode": 200}}
-
-    def _capture(self, endpoint: str, variant: str, config: dict | None, request: bytes, request_type: str,
-                 response: bytes, response_type: str, inference_id: str | None) -> None:
-        if not config or not config.get("EnableCapture", False):
-            return
-        if random.uniform(0, 100) >= config.get("InitialSamplingPercentage", 100):
-            return
-        modes = {option["CaptureMode"] for option in config.get("CaptureOptions", [])}
-        header = config.get("CaptureContentTypeHeader", {})
-        capture: dict[str, Any] = {}
-        if "Input" in modes:
-            capture["endpointInput"] = capture_part(request, request_type, "INPUT", header)
-        if "Output" in modes:
-            capture["endpointOutput"] = capture_part(response, response_type, "OUTPUT", header)
-        when = dt.datetime.now(dt.timezone.utc)
-        metadata = {"eventId": str(uuid.uuid4()), **({"inferenceId": inference_id} if inference_id else {}),
-                    "inferenceTime": when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"}
-        event = {"captureData": capture, "eventMetadata": metadata, "eventVersion": "0"}
-        bucket, prefix = parse_s3_uri(config["DestinationS3Uri"])
-        key = "/".join(p for p in (prefix.strip("/"), endpoint, variant, when.strftime("%Y/%m/%d/%H"),
-                                   f"{when.strftime('%M-%S-%f')[:-3]}-{uuid.uuid4()}.jsonl") if p)
-        self._s3.put_object(Bucket=bucket, Key=key, Body=(json.dumps(event) + "\n").encode())
-
-
-def capture_part(data: bytes, content_type: str, mode: str, header: dict) -> dict:
-    """One side of a capture record, encoded the way SageMaker encodes it."""
-    base_type = content_type.split(";")[0].strip()
-    if base_type in header.get("CsvContentTypes", ["text/csv"]):
-        encoding, text = "CSV", data.decode(errors="replace")
-    elif base_type in header.get("JsonContentTypes", ["application/json"]):
-        encoding, text = "JSON", data.decode(errors="replace")
-    else:
-        encoding, text = "BASE64", base64.b64encode(data).decode()
-    return {"observedContentType": content_type, "mode": mode, "data": text, "encoding": encoding}
