@@ -20,7 +20,7 @@ from mlops_core.project.release import Compute, Release, execution_id_settings, 
 from mlops_core.s3 import list_keys
 from mlops_core.sagemaker.jobs import run_job
 
-SETTINGS = ("model_name", "bucket_name", "role_arn", "image_uri", "execution_id", "threshold", "epochs",
+SETTINGS = ("model_name", "bucket_name", "role_arn", "image_uri", "execution_id", "threshold", "gate_tolerance", "epochs",
             "batch_size", "instance_type", "model_package_group", "aws_region")
 REQUIRED = ("model_name", "bucket_name", "role_arn", "image_uri", "aws_region")
 
@@ -38,8 +38,9 @@ def parse_args() -> argparse.Namespace:
                              "starts a fresh attempt)")
     parser.add_argument("--log-lines", type=int, default=30, help="CloudWatch log lines to show on failure")
     parser.add_argument("--summary-file", type=Path, help="evaluate: write the one-line gate summary here")
-    parser.add_argument("--compare-to-latest-approved", action="store_true", default=None,
-                        help="evaluate: pass only when the RMSE beats the latest approved version's (env COMPARE_TO_LATEST_APPROVED)")
+    parser.add_argument("--no-compare-to-latest-approved", dest="compare_to_latest_approved", action="store_false",
+                        default=None, help="evaluate: the gate ignores the latest approved version (env "
+                        "COMPARE_TO_LATEST_APPROVED=false; by default a release may not be worse than its successor limit)")
     parser.add_argument("--fail-on-gate", action="store_true", help="evaluate: exit 1 when the gate fails")
     return parser.parse_args()
 
@@ -61,12 +62,12 @@ def main() -> int:
                                   hyperparameters={"epochs": config.epochs, "batch_size": config.batch_size})
     else:
         spec = release.evaluate_spec(config.image_uri, config.role_arn, release.trained_model(clients=clients),
-                                     compute)
+                                     compute, tolerance=config.gate_tolerance)
     job = run_job(spec, clients=clients, retry_failed=config.retry_failed, log_lines=args.log_lines)
     name = job.get("ProcessingJobName") or job.get("TrainingJobName")
     print(f"{args.step}: {name} completed (EXECUTION_ID={execution_id})")
     if args.step == "evaluate":
-        result = evaluate_gate(release.evaluation, config.threshold,
+        result = evaluate_gate(release.evaluation, threshold=config.threshold,
                                compare_to_latest_approved=config.compare_to_latest_approved,
                                model_package_group=config.model_package_group or config.model_name, clients=clients)
         print(result.summary)

@@ -37,9 +37,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--instance-count", type=int, default=2, help="endpoint instances (default 2)")
     parser.add_argument("--latest-approved", action="store_true",
                         help="deploy the latest approved version without registering this release")
-    parser.add_argument("--compare-to-latest-approved", action="store_true", default=None,
-                        help="approve only when the RMSE also beats the latest approved version's "
-                             "(env COMPARE_TO_LATEST_APPROVED)")
+    parser.add_argument("--no-compare-to-latest-approved", dest="compare_to_latest_approved", action="store_false",
+                        default=None, help="approval: the gate ignores the latest approved version (env "
+                        "COMPARE_TO_LATEST_APPROVED=false; by default a release may not be worse than its successor limit)")
     parser.add_argument("--capture-percent", type=int, default=100, help="data capture sampling (default 100)")
     parser.add_argument("--autoscaling", action="store_true",
                         help="scale between --instance-count and --max-instances on invocations per instance")
@@ -54,7 +54,8 @@ def parse_args() -> argparse.Namespace:
 def register_release(config, args, group: str, clients: Clients) -> None:
     """Gate this release and register it; QualityGateFailed when it does not pass."""
     release = Release(config.bucket_name, config.model_name, resolve_execution_id(config.execution_id, clients=clients))
-    gate = evaluate_gate(release.evaluation, config.threshold, compare_to_latest_approved=config.compare_to_latest_approved,
+    gate = evaluate_gate(release.evaluation, threshold=config.threshold,
+                         compare_to_latest_approved=config.compare_to_latest_approved,
                          model_package_group=group, clients=clients)
     print(f"release {release.execution_id}: {gate.summary}")
     version = register_version(group, config.image_uri, release.trained_model(clients=clients),

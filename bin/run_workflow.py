@@ -23,7 +23,7 @@ from mlops_core.project.release import resolve_execution_id
 from mlops_core.sagemaker.registry import ensure_model_package_group
 from workflows.ml_workflow import definition, gate_result, run_release
 
-SETTINGS = ("model_name", "bucket_name", "role_arn", "image_uri", "execution_id", "threshold", "epochs",
+SETTINGS = ("model_name", "bucket_name", "role_arn", "image_uri", "execution_id", "threshold", "gate_tolerance", "epochs",
             "batch_size", "instance_type", "model_package_group", "aws_region")
 REQUIRED = ("model_name", "bucket_name", "role_arn", "image_uri", "aws_region")
 ROLE_PLACEHOLDER = "arn:aws:iam::123456789012:role/SAGEMAKER-ROLE"
@@ -35,8 +35,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workflow-role-arn", default=os.environ.get("WORKFLOW_ROLE_ARN"),
                         help="role Step Functions assumes (env WORKFLOW_ROLE_ARN); needed to create the state "
                              "machine, an existing one keeps its role when omitted")
-    parser.add_argument("--compare-to-latest-approved", action="store_true",
-                        help="register only when the RMSE beats the latest approved version's")
+    parser.add_argument("--no-compare-to-latest-approved", dest="compare_to_latest_approved", action="store_false",
+                        default=None, help="registration: the gate ignores the latest approved version (env "
+                        "COMPARE_TO_LATEST_APPROVED=false; by default a release may not be worse than its successor limit)")
     parser.add_argument("--print-definition", action="store_true",
                         help="print the state machine definition (ASL JSON) and exit")
     parser.add_argument("--no-wait", action="store_true", help="start (or find) the execution and exit")
@@ -49,14 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_definition:
         config = config_from_args(args)
         print(json.dumps(definition(config.role_arn or ROLE_PLACEHOLDER,
-                                    compare_with_approved=args.compare_to_latest_approved), indent=2))
+                                    compare_with_approved=config.compare_to_latest_approved), indent=2))
         return 0
     config = config_from_args(args, REQUIRED)
     clients = Clients(region=config.aws_region)
     config = replace(config, execution_id=resolve_execution_id(config.execution_id, generate=True, clients=clients))
     ensure_model_package_group(config.model_package_group or config.model_name, clients=clients)
     description = run_release(config, workflow_role_arn=args.workflow_role_arn, wait=not args.no_wait,
-                              compare_with_approved=args.compare_to_latest_approved, clients=clients)
+                              compare_with_approved=config.compare_to_latest_approved, clients=clients)
     if args.no_wait:
         print(f"execution {description['executionArn']} (EXECUTION_ID={config.execution_id})")
         return 0

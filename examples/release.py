@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None, *, clients: Clients | None = None) -> in
 
     group = config.model_package_group or config.model_name
     ensure_model_package_group(group, clients=clients)
-    gate = evaluate_gate(release.evaluation, config.threshold, compare_to_latest_approved=True,
+    gate = evaluate_gate(release.evaluation, threshold=config.threshold, compare_to_latest_approved=True,
                          model_package_group=group, clients=clients)
     print(f"release {execution_id}: {gate.summary}")
     register_version(group, image, model_data, execution_id=execution_id, evaluation_uri=release.evaluation,

@@ -34,6 +34,13 @@ def _boolean(value: str) -> bool:
     return lowered in ("true", "1", "yes")
 
 
+def _non_negative(value: str) -> float:
+    number = float(value)
+    if not (number >= 0 and math.isfinite(number)):
+        raise ValueError(value)
+    return number
+
+
 def _positive(kind: type) -> Callable[[str], Any]:
     def parse(value: str) -> Any:
         number = kind(value)
@@ -78,7 +85,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("EXECUTION_ID", _matching(r"[A-Za-z0-9-]{1,64}"),
             "1-64 letters, digits or hyphens (a CodePipeline execution id)", "id of this release"),
     Setting("THRESHOLD", _positive(float), "a positive number, e.g. 2.1",
-            "maximum RMSE a model may have to pass the quality gate"),
+            "an absolute maximum RMSE, on top of the default gate (beat the evaluation's baselines)"),
     Setting("EPOCHS", _positive(int), "a positive whole number, e.g. 100", "training epochs"),
     Setting("BATCH_SIZE", _positive(int), "a positive whole number, e.g. 64", "training batch size"),
     Setting("AWS_REGION", _matching(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}"), "an AWS region like eu-west-1",
@@ -90,7 +97,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("INSTANCE_TYPE", _matching(r"ml\.[a-z0-9]+\.[a-z0-9]+"), "a SageMaker instance type like ml.m5.large",
             "instance type of the jobs or of the endpoint"),
     Setting("COMPARE_TO_LATEST_APPROVED", _boolean, "true or false",
-            "pass the quality gate only when the RMSE also beats the latest approved version's"),
+            "the gate also requires the RMSE to stay within the latest approved version's successor limit "
+            "(its RMSE plus GATE_TOLERANCE)"),
+    Setting("GATE_TOLERANCE", _non_negative, "a number of rings >= 0, e.g. 0.05",
+            "how much worse than this model a later release may be and still pass (written by evaluate)"),
     Setting("RETRY_FAILED", _boolean, "true or false",
             "when this step's job already failed or stopped, start a fresh attempt (-r2, ...) instead of failing"),
 )
@@ -108,14 +118,15 @@ class Config:
     role_arn: str | None = None
     image_uri: str | None = None
     execution_id: str | None = None
-    threshold: float = 2.1
+    threshold: float | None = None
     epochs: int = 100
     batch_size: int = 64  # the container's tuned default (model_container/training.py)
     aws_region: str | None = None
     model_package_group: str | None = None
     endpoint_name: str | None = None
     instance_type: str = "ml.m5.large"
-    compare_to_latest_approved: bool = False
+    compare_to_latest_approved: bool = True
+    gate_tolerance: float | None = None
     retry_failed: bool = False
 
 

@@ -73,6 +73,11 @@ def _measurements(rows: Sequence[tuple]) -> np.ndarray:
     return np.array([row[1:width] for row in rows], dtype=np.float64).reshape(len(rows), width - 1)
 
 
+def one_hot_and_measurements(rows: Sequence[tuple]) -> np.ndarray:
+    """The raw features: one-hot sex and the seven measurements as they are (for simple baselines)."""
+    return np.hstack([_one_hot(rows), _measurements(rows)])
+
+
 class Predictor:
     """Predicted rings for parsed rows: preparation, then the mean of the networks' dense forward passes."""
 

@@ -35,3 +35,11 @@ def training_job(name: str, status: str, secondary: str = "Training", reason: st
     if reason:
         description["FailureReason"] = reason
     return description
+
+
+def evaluation_document(rmse: float, *, linear: float = 2.4, mean: float = 3.3, tolerance: float = 0.05) -> dict:
+    """An evaluation.json as the evaluate job writes it: model quality, the gate's baselines and successor limit."""
+    return {"regression_metrics": {name: {"value": value, "standard_deviation": 0.1} for name, value in
+                                   {"rmse": rmse, "mse": rmse ** 2, "mae": rmse * 0.8, "r2": 0.5}.items()},
+            "baselines": {"linear": {"rmse": linear}, "training_mean": {"rmse": mean}},
+            "successor_limit": {"rmse": rmse + tolerance, "tolerance": tolerance}}

@@ -15,6 +15,8 @@ import boto3
 import pytest
 from moto.backends import get_backend
 
+from tests.fakes import evaluation_document
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,8 +46,7 @@ def backend():
 
 
 def write_evaluation(rmse, execution_id=EXECUTION):
-    report = {"regression_metrics": {"rmse": {"value": rmse, "standard_deviation": 0.1},
-                                     "mse": {"value": rmse ** 2, "standard_deviation": 0.1}}}
+    report = evaluation_document(rmse)
     boto3.client("s3").put_object(Bucket=BUCKET, Key=f"{MODEL}/{execution_id}/evaluation/evaluation.json",
                                   Body=json.dumps(report).encode())
 
@@ -87,7 +88,7 @@ def test_steps_run_and_a_second_run_starts_no_new_job(env, tmp_path):
     summary = tmp_path / "summary.txt"
     result = run("bin/build.py", "evaluate", "--summary-file", str(summary), env=env)
     assert result.returncode == 0, result.stderr
-    assert summary.read_text() == "RMSE 2.012 <= threshold 2.100: PASS\n"
+    assert summary.read_text() == "RMSE 2.012 < linear baseline 2.400, < training mean 3.300: PASS\n"
     evaluate = backend().processing_jobs["abalone-Evaluate-e1"]
     model_input = evaluate.processing_inputs[0]["S3Input"]
     assert model_input["S3Uri"] == f"s3://{BUCKET}/{MODEL}/e1/model/abalone-Train-e1/output/model.tar.gz"
@@ -158,7 +159,7 @@ def test_deploy_with_a_failing_gate_exits_1_and_rejects(env):
     assert run("bin/build.py", "train", env=env).returncode == 0
     write_evaluation(2.5)
     result = run("bin/deploy.py", env=env)
-    assert result.returncode == 1 and "RMSE 2.500 > threshold 2.100: FAIL" in result.stderr
+    assert result.returncode == 1 and "RMSE 2.500 >= linear baseline 2.400, < training mean 3.300: FAIL" in result.stderr
     (package,) = backend().model_packages.values()
     assert package.model_approval_status == "Rejected" and not backend().endpoints
     nothing = run("bin/deploy.py", "--latest-approved", env=env)
@@ -169,6 +170,6 @@ def test_example_release_runs_end_to_end(env):
     write_evaluation(1.8)
     result = run("examples/release.py", env=env)
     assert result.returncode == 0, result.stderr
-    assert "RMSE 1.800 <= threshold 2.100: PASS" in result.stdout
+    assert "RMSE 1.800 < linear baseline 2.400, < training mean 3.300: PASS" in result.stdout
     assert "abalone" in backend().endpoints
     assert set(backend().processing_jobs) == {"abalone-Preprocess-e1", "abalone-Evaluate-e1"}

@@ -215,7 +215,7 @@ def test_the_workflow_action_runs_a_release_with_what_codebuild_gives_it(executi
     monkeypatch.chdir(tmp_path)
     recorder.clear()
     assert script.main(["--summary-file", SUMMARY_FILE]) == 0
-    assert (tmp_path / SUMMARY_FILE).read_text() == "RMSE 2.000 <= threshold 2.100: PASS\n"
+    assert (tmp_path / SUMMARY_FILE).read_text() == "RMSE 2.000 < linear baseline 2.400, < training mean 3.300: PASS\n"
     called = {f"states:{op}" for service, op in recorder.calls if service == "stepfunctions"}
     granted = {action for s in _statements(executing, "abalone-codebuild").values() for action in s["Action"]
                if action.startswith("states:")}

@@ -133,6 +133,9 @@ def test_model_quality_document():
     document = evaluate.model_quality(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 2.0, 5.0, 4.0]))
     metrics = document["regression_metrics"]
     assert set(metrics) == {"rmse", "mse", "mae", "r2"}
+    baselines = document["baselines"]
+    assert 0 < baselines["linear"]["rmse"] < baselines["training_mean"]["rmse"]
+    assert document["successor_limit"] == {"rmse": pytest.approx(metrics["rmse"]["value"] + 0.05), "tolerance": 0.05}
     assert metrics["mse"]["value"] == pytest.approx(1.0) and metrics["rmse"]["value"] == pytest.approx(1.0)
     assert metrics["mae"]["value"] == pytest.approx(0.5)
     assert metrics["r2"]["value"] == pytest.approx(1 - 1.0 / np.var([1, 2, 5, 4]))
@@ -191,6 +194,9 @@ def trained(tmp_path_factory):
             tar.add(path, arcname=path.name)
     write_lines(root / "processing/input/testing/testing.csv",
                 (root / "processing/output/testing/testing.csv").read_text().splitlines())
+    for name in ("training.csv", "validation.csv"):  # for the gate's baselines
+        write_lines(root / "processing/input/training" / name,
+                    (root / "processing/output/training" / name).read_text().splitlines())
     results["evaluate"] = run_app("evaluate", root)
     return root, results
 
@@ -212,6 +218,9 @@ def test_preprocess_train_evaluate_end_to_end(trained):
     document = json.loads((root / "processing/output/evaluation/evaluation.json").read_text())
     metrics = document["regression_metrics"]
     assert set(metrics) == {"rmse", "mse", "mae", "r2"}
+    baselines = document["baselines"]
+    assert 0 < baselines["linear"]["rmse"] < baselines["training_mean"]["rmse"]
+    assert document["successor_limit"] == {"rmse": pytest.approx(metrics["rmse"]["value"] + 0.05), "tolerance": 0.05}
     assert metrics["rmse"]["value"] < 2.0 and metrics["r2"]["value"] > 0.5  # learned the synthetic relation
     predictions = list(csv.DictReader((root / "processing/output/evaluation/predictions.csv").open()))
     assert len(predictions) == 60 and set(predictions[0]) == {"prediction", "label"}
@@ -267,3 +276,50 @@ def test_evaluate_without_model_fails_with_reason(tmp_path):
     result = run_app("evaluate", tmp_path)
     assert result.returncode == 1
     assert "model.tar.gz is missing" in (tmp_path / "output/failure").read_text()
+
+
+def release_on(root: Path, rows: list[str], hyperparameters: dict, *, shuffle_labels: bool = False) -> dict:
+    """preprocess -> train -> evaluate of the real recipe (or a broken one) under ``root``; evaluation.json."""
+    write_lines(root / "processing/input/data/abalone.csv", rows)
+    assert run_app("preprocess", root).returncode == 0
+    for name in ("training.csv", "validation.csv"):
+        lines = (root / "processing/output/training" / name).read_text().splitlines()
+        write_lines(root / "processing/input/training" / name, lines)  # the baselines see the real labels
+        if shuffle_labels:  # a broken training step
+            labels = [line.rsplit(",", 1)[1] for line in lines]
+            random.Random(1).shuffle(labels)
+            lines = [f"{line.rsplit(',', 1)[0]},{label}" for line, label in zip(lines, labels, strict=True)]
+        write_lines(root / "input/data/training" / name, lines)
+    write_lines(root / "input/config/hyperparameters.json", [json.dumps(hyperparameters)])
+    trained = run_app("train", root)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    (root / "processing/input/model").mkdir(parents=True)
+    with tarfile.open(root / "processing/input/model/model.tar.gz", "w:gz") as tar:
+        for path in (root / "model").iterdir():
+            tar.add(path, arcname=path.name)
+    write_lines(root / "processing/input/testing/testing.csv",
+                (root / "processing/output/testing/testing.csv").read_text().splitlines())
+    evaluated = run_app("evaluate", root)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    return json.loads((root / "processing/output/evaluation/evaluation.json").read_text())
+
+
+@pytest.mark.slow
+def test_the_default_gate_passes_the_real_recipe_and_rejects_broken_models(tmp_path):
+    """On the real data and the container's own split: the shipped recipe beats both baselines; a model trained
+    for a handful of tiny steps, or on shuffled labels, does not."""
+    from mlops_core.gate import evaluation_of, judge
+    from workflows.data import SHIPPED
+
+    rows = SHIPPED.read_text().splitlines()
+    cases = {"real recipe": ({}, False), "too few steps": ({"epochs": 1, "networks": 1, "learning_rate": 1e-5}, False),
+             "shuffled labels": ({"networks": 1, "epochs": 30}, True)}
+    verdicts = {}
+    for name, (hyperparameters, shuffled) in cases.items():
+        document = release_on(tmp_path / name.replace(" ", "-"), rows, hyperparameters, shuffle_labels=shuffled)
+        verdicts[name] = judge(evaluation_of(f"s3://b/{name}/evaluation.json", document))
+    print({name: verdict.summary for name, verdict in verdicts.items()})
+    assert verdicts["real recipe"].passed, verdicts["real recipe"].summary
+    assert not verdicts["too few steps"].passed, verdicts["too few steps"].summary
+    assert not verdicts["shuffled labels"].passed, verdicts["shuffled labels"].summary
+

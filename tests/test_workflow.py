@@ -25,7 +25,7 @@ from mlops_core.naming import job_name
 from mlops_core.polling import WaitPolicy
 from mlops_core.stepfunctions import ensure_state_machine, execution_name, start_execution, wait_execution
 from tests.conftest import REGION
-from tests.fakes import IMAGE_URI, ROLE_ARN
+from tests.fakes import IMAGE_URI, ROLE_ARN, evaluation_document
 from workflows import ml_workflow
 from workflows.ml_workflow import definition, gate_result, without_sync, workflow_input
 
@@ -64,10 +64,8 @@ def executing(monkeypatch):
 
 
 def put_evaluation(clients, rmse: float, execution_id: str = EXECUTION) -> None:
-    metrics = {"regression_metrics": {name: {"value": value, "standard_deviation": 0.1} for name, value in
-                                      {"rmse": rmse, "mse": rmse ** 2, "mae": rmse * 0.8, "r2": 0.5}.items()}}
     clients.s3.put_object(Bucket=BUCKET, Key=f"{MODEL}/{execution_id}/evaluation/evaluation.json",
-                          Body=json.dumps(metrics).encode())
+                          Body=json.dumps(evaluation_document(rmse)).encode())
 
 
 def execute(clients, *, compare_with_approved: bool = False, cfg=None, **input_overrides) -> tuple[str, dict]:
@@ -131,15 +129,18 @@ def test_workflow_input_uses_the_pipeline_job_names():
 
 
 def metrics(rmse: float) -> dict:
-    return {"metrics": {"regression_metrics": {"rmse": {"value": rmse}}}}
+    return {"metrics": evaluation_document(rmse)}
 
 
 def test_summary_line_is_the_gate_summary():
     output = {**workflow_input(config()), "evaluation": metrics(2.0123)}
-    assert gate_result(output).summary == "RMSE 2.012 <= threshold 2.100: PASS"
+    assert gate_result(output).summary == \
+        "RMSE 2.012 < linear baseline 2.400, < training mean 3.300, <= threshold 2.100: PASS"
     assert gate_result(output).evaluation_uri == f"s3://{BUCKET}/{MODEL}/{EXECUTION}/evaluation/evaluation.json"
-    output["approved"] = {"arns": ["arn:v1"], "evaluation": metrics(1.5)}
-    assert gate_result(output).summary == "RMSE 2.012 <= threshold 2.100, >= latest approved 1.500: FAIL"
+    output["approved"] = {"arns": ["arn:v1"], "evaluation": metrics(1.5),
+                          "described": {"CustomerMetadataProperties": {"ExecutionId": "earlier"}}}
+    assert gate_result(output).summary == ("RMSE 2.012 < linear baseline 2.400, < training mean 3.300, <= threshold "
+                                           "2.100, > 1.550 allowed by the latest approved 1.500: FAIL")
 
 
 # --- executed in moto ------------------------------------------------------------------------------------
@@ -165,19 +166,29 @@ def test_passing_model_is_registered_with_its_metrics(executing):
     evaluate = executing.sagemaker.describe_processing_job(ProcessingJobName=job_name(MODEL, "Evaluate", EXECUTION))
     assert evaluate["AppSpecification"]["ContainerArguments"] == ["evaluate"]
     assert {i["InputName"]: i["S3Input"]["S3Uri"] for i in evaluate["ProcessingInputs"]} == {
-        "model": container["ModelDataUrl"], "testing": f"s3://{BUCKET}/{MODEL}/{EXECUTION}/preprocess/testing/"}
+        "model": container["ModelDataUrl"], "testing": f"s3://{BUCKET}/{MODEL}/{EXECUTION}/preprocess/testing/",
+        "training": f"s3://{BUCKET}/{MODEL}/{EXECUTION}/preprocess/training/"}
     output = json.loads(description["output"])
-    assert gate_result(output).summary == "RMSE 1.900 <= threshold 2.100: PASS"
+    assert gate_result(output).summary == \
+        "RMSE 1.900 < linear baseline 2.400, < training mean 3.300, <= threshold 2.100: PASS"
 
 
-def test_model_above_threshold_fails_the_quality_gate(executing):
-    put_evaluation(executing, 2.5)
+@pytest.mark.parametrize("rmse, threshold", [(2.5, "2.1"), (2.5, None), (2.0, "1.9")],
+                         ids=["worse-than-the-linear-baseline", "no-threshold-needed", "over-an-absolute-threshold"])
+def test_model_failing_the_gate_is_not_registered(executing, rmse, threshold):
+    put_evaluation(executing, rmse)
     with pytest.raises(WorkflowFailed) as failed:
-        execute(executing)
+        execute(executing, cfg=config(threshold=threshold))
     assert state_path(executing, failed.value.arn) == [*HAPPY_PATH[:-1], "QualityGateFailed"]
     assert failed.value.state == "QualityGateFailed"
-    assert "RMSE 2.5 is above the threshold 2.1" in str(failed.value)
+    assert f"RMSE {rmse} does not beat the baselines (linear 2.4, training mean 3.3) or the threshold" in str(failed.value)
     assert packages(executing) == []
+
+
+def test_without_a_threshold_the_baselines_decide(executing):
+    put_evaluation(executing, 2.3)
+    _, description = execute(executing, cfg=config(threshold=None))
+    assert description["status"] == "SUCCEEDED" and len(packages(executing)) == 1
 
 
 def test_job_error_is_caught_into_a_fail_state_naming_the_step(executing, monkeypatch):
@@ -224,7 +235,7 @@ def approve(clients, rmse: float | None) -> None:
 
 
 COMPARE = ["FindApproved", "HasApproved", "DescribeApproved", "HasApprovedRelease", "ReadApprovedEvaluation",
-           "BeatsApproved"]
+           "WithinApproved"]
 
 
 def test_model_that_beats_the_approved_version_is_registered(executing):
@@ -233,8 +244,9 @@ def test_model_that_beats_the_approved_version_is_registered(executing):
     arn, description = execute(executing, compare_with_approved=True)
     assert state_path(executing, arn) == [*HAPPY_PATH[:-1], *COMPARE, "Register"]
     assert len(packages(executing)) == 2
-    assert gate_result(json.loads(description["output"])).summary == \
-        "RMSE 1.200 <= threshold 2.100, < latest approved 1.500: PASS"
+    assert gate_result(json.loads(description["output"])).summary == ("RMSE 1.200 < linear baseline 2.400, < training "
+                                                                      "mean 3.300, <= threshold 2.100, <= 1.550 allowed "
+                                                                      "by the latest approved 1.500: PASS")
 
 
 def test_model_worse_than_the_approved_version_is_not_registered(executing):
@@ -242,8 +254,8 @@ def test_model_worse_than_the_approved_version_is_not_registered(executing):
     put_evaluation(executing, 1.8)
     with pytest.raises(WorkflowFailed) as failed:
         execute(executing, compare_with_approved=True)
-    assert state_path(executing, failed.value.arn) == [*HAPPY_PATH[:-1], *COMPARE, "NotBetterThanApproved"]
-    assert "RMSE 1.8 does not beat 1.5" in str(failed.value)
+    assert state_path(executing, failed.value.arn) == [*HAPPY_PATH[:-1], *COMPARE, "WorseThanApproved"]
+    assert "RMSE 1.8 is worse than the approved version" in str(failed.value)
     assert len(packages(executing)) == 1
 
 
@@ -300,7 +312,7 @@ def test_script_runs_the_release_and_writes_the_summary(executing, monkeypatch, 
             "--execution-id", EXECUTION, "--workflow-role-arn", ROLE_ARN, "--model-package-group", "abalone-v2",
             "--summary-file", str(tmp_path / "summary.txt")]
     assert script.main(argv) == 0
-    assert (tmp_path / "summary.txt").read_text() == "RMSE 2.000 <= threshold 2.100: PASS\n"
+    assert (tmp_path / "summary.txt").read_text() == "RMSE 2.000 < linear baseline 2.400, < training mean 3.300: PASS\n"
     [package] = executing.sagemaker.list_model_packages(ModelPackageGroupName="abalone-v2")["ModelPackageSummaryList"]
     assert script.main(argv) == 0  # the re-run attaches: still one version
     assert len(executing.sagemaker.list_model_packages(ModelPackageGroupName="abalone-v2")[

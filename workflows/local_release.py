@@ -37,11 +37,6 @@ BUILD_STAGES = ("Preprocess", "Train", "Evaluate")
 STAGE_JOBS = {"Preprocess": PROCESSING, "Train": TRAINING, "Evaluate": PROCESSING}
 JOB_TIMES = {"Preprocess": ("ProcessingStartTime", "ProcessingEndTime"), "Train": ("TrainingStartTime", "TrainingEndTime"),
              "Evaluate": ("ProcessingStartTime", "ProcessingEndTime")}
-# The reference gated at RMSE 2.1 measured on the unshuffled last 5 % of the file. On the container's
-# seeded, shuffled 15 % test split the same data is harder: a GradientBoostingRegressor scores 2.39 there
-# and our network 2.25 (2.09 on the benchmark's 20 % holdout). The demo's gate asks a release to do at
-# least as well as that gradient-boosting baseline; pipelines set THRESHOLD for their own data.
-DEMO_THRESHOLD = 2.4
 
 
 @dataclass
@@ -203,7 +198,7 @@ def run_release(args: argparse.Namespace, echo: Callable[[str], None] = print) -
         echo(f"bootstrap: {len(changed)} resources created or updated in {time.monotonic() - started:.1f} s")
         upload_dataset(project, data, clients, echo)
         # per-run settings reach the stages as pipeline variables do, leaving the CodeBuild projects alone
-        overrides = {"EPOCHS": str(args.epochs), "THRESHOLD": str(args.threshold)}
+        overrides = {"EPOCHS": str(args.epochs), **({"THRESHOLD": str(args.threshold)} if args.threshold else {})}
         endpoint = project.model
         summary["project"] = project.name
         try:
@@ -314,7 +309,7 @@ def continuous_training_round(project: Project, data: Path, overrides: dict[str,
          f"{sum(f['rejected'] for f in report.files)} rows quarantined")
     if not report.release:
         return "rejected"
-    return release(project, report.release, {**overrides, "COMPARE_TO_LATEST_APPROVED": "true"}, args, out,
+    return release(project, report.release, overrides, args, out,
                    clients, summary, echo)
 
 
@@ -379,8 +374,7 @@ def summary_lines(summary: dict) -> list[str]:
         if facts.get("rows"):
             lines.append(f"  rows: {json.dumps(facts['rows'])}")
         if facts.get("rmse") is not None:
-            verdict = "under" if facts["rmse"] <= summary["threshold"] else "OVER"
-            lines.append(f"  RMSE {facts['rmse']:.3f} ({verdict} the threshold {summary['threshold']})")
+            lines.append(f"  RMSE {facts['rmse']:.3f}")
         if facts.get("gate"):
             lines.append(f"  gate: {facts['gate']}")
         if facts.get("approval") and facts["approval"]["by"] == "interactive":
@@ -413,9 +407,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--project", default="abalone", help="project name of the bootstrapped resources (default abalone)")
     p.add_argument("--region", default="us-east-1", help="region of the embedded AWS (default us-east-1)")
     p.add_argument("--epochs", type=int, default=100, help="training epochs (early stopping may end sooner)")
-    p.add_argument("--threshold", type=float, default=DEMO_THRESHOLD,
-                   help=f"maximum RMSE of the quality gate (default {DEMO_THRESHOLD}: what a gradient-boosting "
-                        "baseline scores on the container's test split)")
+    p.add_argument("--threshold", type=float,
+                   help="an absolute maximum RMSE on top of the default gate, which asks a model to beat the "
+                        "evaluation's baselines (a linear model, the training mean) and the approved version's limit")
     p.add_argument("--approve", choices=["gate", "interactive"], default="gate",
                    help="who approves a release: the quality gate (default) or you, asked at the terminal")
     p.add_argument("--samples", type=int, default=5, help="rows sent to the endpoint at the end")

@@ -1,9 +1,10 @@
 """The ML release as a Step Functions state machine, without Lambda.
 
 Preprocess -> Train -> Evaluate run as SageMaker ``.sync`` integrations; ``evaluation.json`` is read
-with the S3 SDK integration and parsed by ``States.StringToJson``; a Choice compares the RMSE with the
-threshold; the model package is registered with the SageMaker SDK integration (optionally only when it
-beats the latest approved version). Every task retries throttling and transient errors with backoff,
+with the S3 SDK integration and parsed by ``States.StringToJson``; a Choice applies the quality gate of
+``mlops_core.gate`` (beat the evaluation's baselines, an absolute threshold only when the input has one); the
+model package is registered with the SageMaker SDK integration, by default only when the RMSE stays within
+the latest approved version's successor limit. Every task retries throttling and transient errors with backoff,
 and a failure is caught into a Fail state named after the step, whose cause names the step.
 
 Everything that differs between releases comes from the execution input (see ``workflow_input``), so
@@ -22,7 +23,7 @@ from typing import Any
 from mlops_core.aws import Clients, resolve
 from mlops_core.config import Config
 from mlops_core.ensure import Ensured
-from mlops_core.gate import GateResult
+from mlops_core.gate import GateResult, evaluation_of, judge
 from mlops_core.logs import get_logger
 from mlops_core.naming import resource_name
 from mlops_core.polling import DEFAULT_POLICY, WaitPolicy
@@ -108,6 +109,8 @@ def _job_parameters(spec: Any) -> dict:
 _ARTIFACT = _TEMPLATE.uri("model", _TEMPLATE.job(TRAIN), "output", "model.tar.gz")
 MODEL_ARTIFACT = _expression(_ARTIFACT)
 RMSE = "$.evaluation.metrics.regression_metrics.rmse.value"
+LINEAR = "$.evaluation.metrics.baselines.linear.rmse"
+MEAN = "$.evaluation.metrics.baselines.training_mean.rmse"
 
 
 def _register() -> dict:
@@ -161,7 +164,7 @@ class _Builder:
                   result_selector={"metrics.$": "States.StringToJson($.Body)"}, result_path=result_path)
 
 
-def definition(role_arn: str, *, compare_with_approved: bool = False, compute: Compute | None = None) -> dict:
+def definition(role_arn: str, *, compare_with_approved: bool = True, compute: Compute | None = None) -> dict:
     """The Amazon States Language definition of the release, as plain Python data.
 
     ``role_arn`` is the SageMaker execution role of the jobs (the state machine's role must be allowed
@@ -182,10 +185,13 @@ def definition(role_arn: str, *, compare_with_approved: bool = False, compute: C
     b.read_evaluation("ReadEvaluation", _expression(parse_s3_uri(_TEMPLATE.evaluation)[1]), "CheckQuality",
                       "$.evaluation")
     passed = "FindApproved" if compare_with_approved else "Register"
-    b.states["CheckQuality"] = {"Type": "Choice", "Choices": [
-        {"Variable": RMSE, "NumericLessThanEqualsPath": "$.threshold", "Next": passed}],
-        "Default": "QualityGateFailed"}
-    b.fail("QualityGateFailed", _format("RMSE {} is above the threshold {}", RMSE, "$.threshold"))
+    within_threshold = {"Or": [{"Variable": "$.threshold", "IsNull": True},
+                               {"Variable": RMSE, "NumericLessThanEqualsPath": "$.threshold"}]}
+    b.states["CheckQuality"] = {"Type": "Choice", "Choices": [{"And": [
+        {"Variable": RMSE, "NumericLessThanPath": LINEAR}, {"Variable": RMSE, "NumericLessThanPath": MEAN},
+        within_threshold], "Next": passed}], "Default": "QualityGateFailed"}
+    b.fail("QualityGateFailed", _format("RMSE {} does not beat the baselines (linear {}, training mean {}) or the "
+                                        "threshold {}", RMSE, LINEAR, MEAN, "$.threshold"))
     if compare_with_approved:
         _compare_with_approved(b)
     b.task("Register", SDK + "sagemaker:createModelPackage", _register(), None,
@@ -195,7 +201,7 @@ def definition(role_arn: str, *, compare_with_approved: bool = False, compute: C
 
 
 def _compare_with_approved(b: _Builder) -> None:
-    """FindApproved -> DescribeApproved -> ReadApprovedEvaluation -> BeatsApproved."""
+    """FindApproved -> DescribeApproved -> ReadApprovedEvaluation -> WithinApproved."""
     b.task("FindApproved", SDK + "sagemaker:listModelPackages", {
         "ModelPackageGroupName.$": "$.model_package_group", "ModelApprovalStatus": APPROVED,
         "SortBy": "CreationTime", "SortOrder": "Descending", "MaxResults": 1},
@@ -207,13 +213,17 @@ def _compare_with_approved(b: _Builder) -> None:
     release = "$.approved.described.CustomerMetadataProperties.ExecutionId"
     b.choice_present("HasApprovedRelease", release, "ReadApprovedEvaluation", "Register")
     b.read_evaluation("ReadApprovedEvaluation", _format("{}/{}/evaluation/evaluation.json", "$.model", release),
-                      "BeatsApproved", "$.approved.evaluation")
+                      "WithinApproved", "$.approved.evaluation")
+    limit = "$.approved.evaluation.metrics.successor_limit.rmse"
     approved_rmse = "$.approved.evaluation.metrics.regression_metrics.rmse.value"
-    b.states["BeatsApproved"] = {"Type": "Choice", "Choices": [
-        {"Variable": RMSE, "NumericLessThanPath": approved_rmse, "Next": "Register"}],
-        "Default": "NotBetterThanApproved"}
-    b.fail("NotBetterThanApproved", _format("RMSE {} does not beat {} of the approved version {}",
-                                            RMSE, approved_rmse, "$.approved.arns[0]"))
+    b.states["WithinApproved"] = {"Type": "Choice", "Choices": [
+        {"And": [{"Variable": limit, "IsPresent": True}, {"Variable": RMSE, "NumericLessThanEqualsPath": limit}],
+         "Next": "Register"},
+        {"And": [{"Variable": limit, "IsPresent": False},  # an older evaluation: no worse than it
+                 {"Variable": RMSE, "NumericLessThanEqualsPath": approved_rmse}], "Next": "Register"}],
+        "Default": "WorseThanApproved"}
+    b.fail("WorseThanApproved", _format("RMSE {} is worse than the approved version {} allows (its RMSE {})",
+                                        RMSE, "$.approved.arns[0]", approved_rmse))
 
 
 def without_sync(asl: dict) -> dict:
@@ -239,7 +249,7 @@ def workflow_input(cfg: Config) -> dict:
 
 
 def ensure_ml_workflow(model: str, sagemaker_role_arn: str, workflow_role_arn: str | None, *,
-                       compare_with_approved: bool = False, tags: Mapping[str, str] | None = None,
+                       compare_with_approved: bool = True, tags: Mapping[str, str] | None = None,
                        dry_run: bool = False, clients: Clients | None = None) -> Ensured:
     """Create or update the state machine ``{model}-ml-workflow`` (for bootstrap and run_workflow).
 
@@ -251,7 +261,7 @@ def ensure_ml_workflow(model: str, sagemaker_role_arn: str, workflow_role_arn: s
                                 tags={"model": model, **(tags or {})}, dry_run=dry_run)
 
 
-def run_release(cfg: Config, *, workflow_role_arn: str | None = None, compare_with_approved: bool = False,
+def run_release(cfg: Config, *, workflow_role_arn: str | None = None, compare_with_approved: bool = True,
                 wait: bool = True, policy: WaitPolicy | None = None, clients: Clients | None = None) -> dict:
     """Ensure the state machine, start (or attach to) this release's execution and wait for it.
 
@@ -272,14 +282,17 @@ def run_release(cfg: Config, *, workflow_role_arn: str | None = None, compare_wi
 
 
 def gate_result(output: dict) -> GateResult:
-    """The quality gate's verdict as the execution's output records it (for the summary line)."""
+    """The quality gate's verdict on the numbers the execution's output records (for the summary line)."""
     release = Release(output["bucket"], output["model"], output["execution_id"])
-    rmse = output["evaluation"]["metrics"]["regression_metrics"]["rmse"]["value"]
-    baseline = (output.get("approved") or {}).get("evaluation")
-    baseline_rmse = baseline["metrics"]["regression_metrics"]["rmse"]["value"] if baseline else None
-    passed = rmse <= output["threshold"] and (baseline_rmse is None or rmse < baseline_rmse)
-    return GateResult(passed, rmse, output["threshold"], release.evaluation, baseline_rmse,
-                      output["approved"]["arns"][0] if baseline else None)
+    approved = (output.get("approved") or {}).get("evaluation")
+    return judge(evaluation_of(release.evaluation, output["evaluation"]["metrics"]), threshold=output["threshold"],
+                 approved=evaluation_of(approved_evaluation_uri(output), approved["metrics"]) if approved else None,
+                 approved_version=output["approved"]["arns"][0] if approved else None)
+
+
+def approved_evaluation_uri(output: dict) -> str:
+    execution = output["approved"]["described"]["CustomerMetadataProperties"]["ExecutionId"]
+    return Release(output["bucket"], output["model"], execution).evaluation
 
 
 def workflow_role_policy(*, bucket: str, model: str, sagemaker_role_arn: str, region: str, account: str,

@@ -53,7 +53,8 @@ def buildspec(project: Project, task: str) -> dict:
                      "parameter-store": {"IMAGE_URI": p.parameter("image-uri")}}
         phases: dict = {}
     else:
-        train, gate = {"EPOCHS": str(p.epochs), "BATCH_SIZE": str(p.batch_size)}, {"THRESHOLD": str(p.threshold)}
+        train = {"EPOCHS": str(p.epochs), "BATCH_SIZE": str(p.batch_size)}
+        gate = {"THRESHOLD": str(p.threshold)} if p.threshold is not None else {}  # the default gate needs none
         retry = {"RETRY_FAILED": str(p.retry_failed).lower()}
         task_variables = {"Preprocess": retry, "Train": {**train, **retry}, "Evaluate": {**gate, **retry},
                           "Workflow": {**train, **gate}, "Deploy": gate}

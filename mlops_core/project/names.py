@@ -52,7 +52,7 @@ class Project:
     pipeline_name: str | None = None
     kms_key_arn: str | None = None
     keep_images: int = 10
-    threshold: float = CONFIG_DEFAULTS["threshold"]
+    threshold: float | None = CONFIG_DEFAULTS["threshold"]  # an absolute maximum RMSE on top of the default gate
     epochs: int = CONFIG_DEFAULTS["epochs"]
     batch_size: int = CONFIG_DEFAULTS["batch_size"]
     code_branch: str = "main"

@@ -99,14 +99,18 @@ class Release:
             channels=(Channel("training", self.uri("preprocess", "training") + "/", "text/csv"),),
             output_s3_uri=self.uri("model"))
 
-    def evaluate_spec(self, image_uri: str, role_arn: str, model_data_url: str,
-                      compute: Compute = Compute()) -> ProcessingJobSpec:
-        """model.tar.gz + testing data -> ``evaluation/evaluation.json`` and ``predictions.csv``."""
+    def evaluate_spec(self, image_uri: str, role_arn: str, model_data_url: str, compute: Compute = Compute(), *,
+                      tolerance: float | None = None) -> ProcessingJobSpec:
+        """model.tar.gz + testing data (+ training data, for the gate's baselines) -> ``evaluation/evaluation.json``
+        and ``predictions.csv``."""
         return ProcessingJobSpec(
             **self._common(EVALUATE, image_uri, role_arn, compute), arguments=("evaluate",),
+            environment={"GATE_TOLERANCE": str(tolerance)} if tolerance is not None else {},
             inputs=(ProcessingInput("model", model_data_url, f"{PROCESSING_ROOT}/input/model"),
                     ProcessingInput("testing", self.uri("preprocess", "testing") + "/",
-                                    f"{PROCESSING_ROOT}/input/testing")),
+                                    f"{PROCESSING_ROOT}/input/testing"),
+                    ProcessingInput("training", self.uri("preprocess", "training") + "/",
+                                    f"{PROCESSING_ROOT}/input/training")),
             outputs=(ProcessingOutput("evaluation", self.uri("evaluation") + "/",
                                       f"{PROCESSING_ROOT}/output/evaluation"),))
 
