@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None, *, clients: Clients | None = None) -> in
           f"model code to {project.model_branch})")
     print(f"pipeline:  {project.pipeline}")
     print(f"bucket:    s3://{project.bucket}")
-    print(f"image:     {project.image_uri}")
+    print(f"images:    {project.image_repository_uri}:{{EXECUTION_ID}} (training) and "
+          f":{{EXECUTION_ID}}-serve (inference), pushed by the ContainerBuild action")
     return 0
 
 

@@ -16,7 +16,14 @@ from mlops_core.cli import run
 from mlops_core.config import add_config_arguments, config_from_args
 from mlops_core.errors import AwsResourceError, QualityGateFailed
 from mlops_core.gate import evaluate_gate
-from mlops_core.project.release import Compute, Release, execution_id_settings, resolve_execution_id
+from mlops_core.project.release import (
+    Compute,
+    Release,
+    execution_id_settings,
+    image_tag,
+    release_images,
+    resolve_execution_id,
+)
 from mlops_core.s3 import list_keys
 from mlops_core.sagemaker.jobs import run_job
 
@@ -48,20 +55,22 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     config = config_from_args(args, REQUIRED + execution_id_settings(generate=args.step == "preprocess"))
+    image_tag(config.image_uri)  # a mutable :latest is refused before any call
     clients = Clients(region=config.aws_region)
     execution_id = resolve_execution_id(config.execution_id, generate=args.step == "preprocess", clients=clients)
     release = Release(config.bucket_name, config.model_name, execution_id)
+    image = release_images(config.image_uri, execution_id).training
     compute = Compute(config.instance_type, args.instance_count, args.volume_size_gb, args.max_runtime)
     if args.step == "preprocess":
         if next(list_keys(release.current_data, clients=clients), None) is None:
             raise AwsResourceError(release.current_data, "read the dataset", "no objects under it",
                                    f"upload the training data as CSV files to {release.current_data}")
-        spec = release.preprocess_spec(config.image_uri, config.role_arn, compute)
+        spec = release.preprocess_spec(image, config.role_arn, compute)
     elif args.step == "train":
-        spec = release.train_spec(config.image_uri, config.role_arn, compute,
+        spec = release.train_spec(image, config.role_arn, compute,
                                   hyperparameters={"epochs": config.epochs, "batch_size": config.batch_size})
     else:
-        spec = release.evaluate_spec(config.image_uri, config.role_arn, release.trained_model(clients=clients),
+        spec = release.evaluate_spec(image, config.role_arn, release.trained_model(clients=clients),
                                      compute, tolerance=config.gate_tolerance)
     job = run_job(spec, clients=clients, retry_failed=config.retry_failed, log_lines=args.log_lines)
     name = job.get("ProcessingJobName") or job.get("TrainingJobName")

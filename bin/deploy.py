@@ -16,7 +16,14 @@ from mlops_core.cli import run
 from mlops_core.config import add_config_arguments, config_from_args
 from mlops_core.errors import QualityGateFailed
 from mlops_core.gate import evaluate_gate
-from mlops_core.project.release import Release, data_capture_uri, execution_id_settings, resolve_execution_id
+from mlops_core.project.release import (
+    Release,
+    data_capture_uri,
+    execution_id_settings,
+    image_tag,
+    release_images,
+    resolve_execution_id,
+)
 from mlops_core.sagemaker.endpoints import DataCapture, deploy_model
 from mlops_core.sagemaker.registry import (
     APPROVED,
@@ -58,7 +65,8 @@ def register_release(config, args, group: str, clients: Clients) -> None:
                          compare_to_latest_approved=config.compare_to_latest_approved,
                          model_package_group=group, clients=clients)
     print(f"release {release.execution_id}: {gate.summary}")
-    version = register_version(group, config.image_uri, release.trained_model(clients=clients),
+    inference_image = release_images(config.image_uri, release.execution_id).inference
+    version = register_version(group, inference_image, release.trained_model(clients=clients),
                                execution_id=release.execution_id, evaluation_uri=release.evaluation,
                                approval=APPROVED if gate.passed else REJECTED,
                                instance_types=[config.instance_type], clients=clients)
@@ -73,6 +81,8 @@ def main() -> int:
     required = ["model_name", "bucket_name", "role_arn", "aws_region"] + (
         [] if args.latest_approved else ["image_uri", *execution_id_settings(generate=False)])
     config = config_from_args(args, required)
+    if config.image_uri:
+        image_tag(config.image_uri)  # a mutable :latest is refused before any call
     clients = Clients(region=config.aws_region)
     group = config.model_package_group or config.model_name
     endpoint = config.endpoint_name or config.model_name

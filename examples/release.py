@@ -13,7 +13,7 @@ from mlops_core.cli import run
 from mlops_core.config import add_config_arguments, config_from_args
 from mlops_core.errors import QualityGateFailed
 from mlops_core.gate import evaluate_gate
-from mlops_core.project.release import Release, resolve_execution_id
+from mlops_core.project.release import Release, release_images, resolve_execution_id
 from mlops_core.sagemaker.endpoints import DataCapture, deploy_model
 from mlops_core.sagemaker.jobs import run_job
 from mlops_core.sagemaker.registry import APPROVED, REJECTED, ensure_model_package_group, register_version
@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None, *, clients: Clients | None = None) -> in
     clients = clients or Clients(region=config.aws_region)
     execution_id = resolve_execution_id(config.execution_id, generate=True, clients=clients)
     release = Release(config.bucket_name, config.model_name, execution_id)
-    image, role = config.image_uri, config.role_arn
+    images, role = release_images(config.image_uri, execution_id), config.role_arn
+    image = images.training
 
     run_job(release.preprocess_spec(image, role), clients=clients)
     hyperparameters = {"epochs": config.epochs, "batch_size": config.batch_size}
@@ -44,12 +45,12 @@ def main(argv: list[str] | None = None, *, clients: Clients | None = None) -> in
     gate = evaluate_gate(release.evaluation, threshold=config.threshold, compare_to_latest_approved=True,
                          model_package_group=group, clients=clients)
     print(f"release {execution_id}: {gate.summary}")
-    register_version(group, image, model_data, execution_id=execution_id, evaluation_uri=release.evaluation,
+    register_version(group, images.inference, model_data, execution_id=execution_id, evaluation_uri=release.evaluation,
                      approval=APPROVED if gate.passed else REJECTED, clients=clients)
     if not gate.passed:
         raise QualityGateFailed(f"release {execution_id} is not deployed: {gate.summary}")
 
-    deployed = deploy_model(config.endpoint_name or config.model_name, image, model_data, role,
+    deployed = deploy_model(config.endpoint_name or config.model_name, images.inference, model_data, role,
                             instance_type=config.instance_type, instance_count=2,
                             data_capture=DataCapture(release.data_capture), clients=clients)
     print(deployed.endpoint)

@@ -21,7 +21,7 @@ from mlops_core.sagemaker.capture import read_capture
 BUCKET = "my-ml-bucket"
 ARGS = ["--model-name", "abalone", "--bucket-name", BUCKET, "--aws-region", "us-east-1",
         "--role-arn", "arn:aws:iam::123456789012:role/abalone-sagemaker",
-        "--image-uri", "123456789012.dkr.ecr.us-east-1.amazonaws.com/abalone:v1"]
+        "--image-uri", "123456789012.dkr.ecr.us-east-1.amazonaws.com/abalone"]
 
 
 @pytest.fixture
@@ -29,8 +29,10 @@ def account(aws_clients, fast_polling):
     """The bucket, and evaluation reports where the evaluate jobs would write them (the kit runs no container)."""
     aws_clients.s3.create_bucket(Bucket=BUCKET)
 
-    def evaluated(execution_id: str, rmse: float) -> None:
-        report = {"regression_metrics": {"rmse": {"value": rmse, "standard_deviation": 0.1}}}
+    def evaluated(execution_id: str, rmse: float) -> None:  # as model_container/evaluate.py writes it
+        report = {"regression_metrics": {"rmse": {"value": rmse, "standard_deviation": 0.1}},
+                  "baselines": {"linear": {"rmse": 2.4}, "training_mean": {"rmse": 3.3}},
+                  "successor_limit": {"rmse": rmse + 0.05, "tolerance": 0.05}}
         aws_clients.s3.put_object(Bucket=BUCKET, Key=f"abalone/{execution_id}/evaluation/evaluation.json",
                                   Body=json.dumps(report).encode())
     return evaluated

@@ -80,8 +80,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ROLE_ARN", _matching(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}"),
             "an IAM role ARN like arn:aws:iam::123456789012:role/NAME", "SageMaker execution role"),
     Setting("IMAGE_URI", _matching(r"[a-z0-9.-]+(?::\d+)?/[a-z0-9._/-]+(?::[\w.-]{1,128}|@sha256:[0-9a-f]{64})?"),
-            "an image URI like 123456789012.dkr.ecr.eu-west-1.amazonaws.com/abalone:latest",
-            "model container image"),
+            "an ECR repository URI like 123456789012.dkr.ecr.eu-west-1.amazonaws.com/abalone (or an image with "
+            "an immutable tag or a digest)",
+            "model container images: the repository, whose :{EXECUTION_ID} and :{EXECUTION_ID}-serve tags the "
+            "release uses"),
     Setting("EXECUTION_ID", _matching(r"[A-Za-z0-9-]{1,64}"),
             "1-64 letters, digits or hyphens (a CodePipeline execution id)", "id of this release"),
     Setting("THRESHOLD", _positive(float), "a positive number, e.g. 2.1",

@@ -37,22 +37,29 @@ def _current_lifecycle_policy(ecr, name: str) -> dict | None:
     return normalize_document(found["lifecyclePolicyText"]) if found else None
 
 
-def ensure_repository(name: str, *, keep_images: int = 10, tags: Mapping[str, str] | None = None,
-                      dry_run: bool = False, clients: Clients | None = None) -> Ensured:
-    """Create the repository or bring its scan-on-push and lifecycle policy in line."""
+def ensure_repository(name: str, *, keep_images: int = 10, immutable_tags: bool = True,
+                      tags: Mapping[str, str] | None = None, dry_run: bool = False,
+                      clients: Clients | None = None) -> Ensured:
+    """Create the repository or bring its tag mutability (immutable by default: a tag always names the same
+    image), scan-on-push and lifecycle policy in line."""
     ecr = resolve(clients).ecr
     current = describe_repository(name, clients=clients)
     policy = lifecycle_policy(keep_images)
     changes: list[str] = []
     created = current is None
+    mutability = "IMMUTABLE" if immutable_tags else "MUTABLE"
     if current is None:
         if not dry_run:
             current = ecr.create_repository(
-                repositoryName=name, imageTagMutability="MUTABLE",
+                repositoryName=name, imageTagMutability=mutability,
                 imageScanningConfiguration={"scanOnPush": True},
                 tags=[{"Key": k, "Value": v} for k, v in (tags or {}).items()])["repository"]
             ecr.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=json.dumps(policy))
     else:
+        if current.get("imageTagMutability") != mutability:
+            changes.append("tag mutability")
+            if not dry_run:
+                ecr.put_image_tag_mutability(repositoryName=name, imageTagMutability=mutability)
         if not contains(current.get("imageScanningConfiguration"), {"scanOnPush": True}):
             changes.append("scan on push")
             if not dry_run:

@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 ROLE_ARN = "arn:aws:iam::123456789012:role/abalone-sagemaker"
-IMAGE_URI = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/abalone:latest"
+IMAGE_URI = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/abalone:v1"
 
 
 

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BUCKET, MODEL, EXECUTION = "abalone-bucket", "abalone", "e1"
 SETTINGS = {"MODEL_NAME": MODEL, "BUCKET_NAME": BUCKET, "EXECUTION_ID": EXECUTION,
             "ROLE_ARN": "arn:aws:iam::123456789012:role/abalone-sagemaker",
-            "IMAGE_URI": "123456789012.dkr.ecr.us-east-1.amazonaws.com/abalone:latest", "EPOCHS": "3"}
+            "IMAGE_URI": "123456789012.dkr.ecr.us-east-1.amazonaws.com/abalone", "EPOCHS": "3"}
 
 
 @pytest.fixture

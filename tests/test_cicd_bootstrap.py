@@ -39,6 +39,7 @@ def test_bootstrap_on_an_empty_account_creates_everything(aws):
 
     repository = aws.ecr.describe_repositories(repositoryNames=["abalone"])["repositories"][0]
     assert repository["imageScanningConfiguration"] == {"scanOnPush": True}
+    assert repository["imageTagMutability"] == "IMMUTABLE"
     lifecycle = json.loads(aws.ecr.get_lifecycle_policy(repositoryName="abalone")["lifecyclePolicyText"])
     assert lifecycle["rules"][0]["selection"]["countNumber"] == 10
     assert aws.ecr.list_tags_for_resource(resourceArn=repository["repositoryArn"])["tags"] == [
@@ -53,7 +54,7 @@ def test_bootstrap_on_an_empty_account_creates_everything(aws):
     assert parameters == {
         "/abalone/bucket-name": "abalone-123456789012-us-east-1",
         "/abalone/sagemaker-role-arn": f"arn:aws:iam::{ACCOUNT}:role/abalone-sagemaker",
-        "/abalone/image-uri": f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/abalone:latest",
+        "/abalone/image-uri": f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/abalone",  # the release adds its tags
         "/abalone/model-name": "abalone", "/abalone/model-package-group": "abalone",
         "/abalone/pipeline-name": "abalone"}
     projects = aws.codebuild.batch_get_projects(names=[f"abalone-{t}" for t in ("container-build", "train")])
@@ -155,7 +156,7 @@ def _fill(aws: Clients) -> None:
                            "config": {"digest": "sha256:" + "1" * 64, "size": 1,
                                       "mediaType": "application/vnd.docker.container.image.v1+json"},
                            "layers": []})
-    aws.ecr.put_image(repositoryName="abalone", imageManifest=manifest, imageTag="latest")
+    aws.ecr.put_image(repositoryName="abalone", imageManifest=manifest, imageTag="e1")
     aws.logs.create_log_group(logGroupName="/aws/codebuild/abalone-train")
 
 

@@ -35,7 +35,10 @@ def test_every_task_has_a_json_buildspec_running_its_script():
         assert json.loads(json.dumps(spec)) == spec and spec["version"] == 0.2
         commands = spec["phases"]["build"]["commands"]
         if task == "ContainerBuild":
-            assert any(c.startswith("docker build") for c in commands) and any("docker push" in c for c in commands)
+            assert [c for c in commands if "docker build" in c and "docker push" in c] == [
+                c for c in commands if "describe-images" in c]  # a tag already pushed is left alone
+            assert any('--target train -t "$IMAGE_URI:$EXECUTION_ID"' in c for c in commands)
+            assert any('--target serve -t "$IMAGE_URI:$EXECUTION_ID-serve"' in c for c in commands)
         else:
             assert spec["phases"]["install"]["commands"] == ["pip install -e ."]
             script = "python bin/deploy.py" if task == "Deploy" else f"python bin/build.py {task.lower()}"
@@ -75,7 +78,7 @@ def test_resolve_action_environment_reads_ssm_like_codebuild(aws):
     assert env == {"EXECUTION_ID": "exec-1", "PROJECT_NAME": "abalone", "THRESHOLD": "2.0", "RETRY_FAILED": "true",
                    "MODEL_NAME": "abalone", "BUCKET_NAME": "abalone-123456789012-us-east-1",
                    "ROLE_ARN": "arn:aws:iam::123456789012:role/abalone-sagemaker",
-                   "IMAGE_URI": "123456789012.dkr.ecr.us-east-1.amazonaws.com/abalone:latest",
+                   "IMAGE_URI": "123456789012.dkr.ecr.us-east-1.amazonaws.com/abalone",
                    "MODEL_PACKAGE_GROUP": "abalone", "PIPELINE_NAME": "abalone"}
 
 

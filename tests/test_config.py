@@ -13,7 +13,7 @@ GOOD = {
     "PIPELINE_NAME": "abalone-pipeline",
     "BUCKET_NAME": "abalone-data-123",
     "ROLE_ARN": "arn:aws:iam::123456789012:role/abalone-sagemaker",
-    "IMAGE_URI": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/abalone:latest",
+    "IMAGE_URI": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/abalone",
     "EXECUTION_ID": "8f14e45f-ceea-467f-a8f1-0123456789ab",
     "THRESHOLD": "2.1",
     "EPOCHS": "50",
@@ -24,6 +24,7 @@ GOOD = {
     "INSTANCE_TYPE": "ml.m5.large",
     "COMPARE_TO_LATEST_APPROVED": "true",
     "RETRY_FAILED": "false",
+    "GATE_TOLERANCE": "0.05",
 }
 BAD = {
     "PROJECT_NAME": "Abalone_Project",
@@ -42,6 +43,7 @@ BAD = {
     "INSTANCE_TYPE": "m5.large",
     "COMPARE_TO_LATEST_APPROVED": "maybe",
     "RETRY_FAILED": "sometimes",
+    "GATE_TOLERANCE": "-0.1",
 }
 
 
@@ -89,7 +91,7 @@ def test_all_problems_reported_together():
 
 def test_defaults_when_optional_values_absent():
     config = load_config(env={})
-    assert (config.threshold, config.epochs, config.batch_size, config.model_name) == (2.1, 100, 64, None)
+    assert (config.threshold, config.epochs, config.batch_size, config.model_name) == (None, 100, 64, None)
 
 
 def test_aws_default_region_is_accepted():

@@ -257,7 +257,7 @@ def test_attempt_names_stay_valid():
 
 def test_a_rerun_refuses_to_attach_to_a_job_of_another_definition(aws):
     start_job(train_spec(), clients=aws)
-    changed = RELEASE.train_spec(IMAGE_URI.replace(":latest", ":v2"), ROLE_ARN,
+    changed = RELEASE.train_spec(IMAGE_URI.replace(":v1", ":v2"), ROLE_ARN,
                                  hyperparameters={"epochs": 5, "batch_size": 32})
     with pytest.raises(AwsResourceError, match=f"{JOB}.*another definition.*new EXECUTION_ID"):
         start_job(changed, clients=aws)

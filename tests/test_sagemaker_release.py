@@ -67,10 +67,27 @@ def test_release_layout():
     evaluate = release.evaluate_spec("i", "arn:aws:iam::123456789012:role/r", "s3://b/m.tar.gz").request()
     assert evaluate["AppSpecification"]["ContainerArguments"] == ["evaluate"]
     inputs = {i["InputName"]: i["S3Input"]["LocalPath"] for i in evaluate["ProcessingInputs"]}
-    assert inputs == {"model": "/opt/ml/processing/input/model", "testing": "/opt/ml/processing/input/testing"}
+    assert inputs == {"model": "/opt/ml/processing/input/model", "testing": "/opt/ml/processing/input/testing",
+                      "training": "/opt/ml/processing/input/training"}
     assert evaluate["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"] == "s3://b/abalone/e1/evaluation/"
 
 
 def test_trained_model_needs_a_completed_training_job(aws):
     with pytest.raises(AwsResourceError, match="no training job"):
         Release("b", "abalone", "e1").trained_model(clients=aws)
+
+
+def test_the_release_uses_its_own_immutable_image_tags():
+    from mlops_core.errors import ConfigError
+    from mlops_core.project.release import release_images
+
+    repository = "123456789012.dkr.ecr.us-east-1.amazonaws.com/abalone"
+    images = release_images(repository, "e1")
+    assert (images.training, images.inference) == (f"{repository}:e1", f"{repository}:e1-serve")
+    pinned = f"{repository}@sha256:{'a' * 64}"
+    assert release_images(pinned, "e1").inference == pinned
+    assert release_images(f"{repository}:v3", "e1").training == f"{repository}:v3"
+    with pytest.raises(ConfigError, match="mutable tag latest"):
+        release_images(f"{repository}:latest", "e1")
+    assert release_images("localhost:5000/abalone", "e1").training == "localhost:5000/abalone:e1"
+

@@ -29,7 +29,7 @@ from mlops_core.naming import resource_name
 from mlops_core.polling import DEFAULT_POLICY, WaitPolicy
 from mlops_core.project.names import state_machine_name
 from mlops_core.project.policies import Scope, stepfunctions_policy
-from mlops_core.project.release import TRAIN, Compute, Release
+from mlops_core.project.release import TRAIN, Compute, Release, release_images
 from mlops_core.s3 import parse_s3_uri
 from mlops_core.sagemaker.registry import APPROVED, CONTENT_TYPES, PENDING
 from mlops_core.stepfunctions import (
@@ -121,7 +121,7 @@ def _register() -> dict:
         "ModelApprovalStatus": PENDING,
         "ClientToken.$": "$.register_token",
         "InferenceSpecification": {
-            "Containers": [{"Image.$": "$.image_uri", "ModelDataUrl.$": MODEL_ARTIFACT}],
+            "Containers": [{"Image.$": "$.inference_image_uri", "ModelDataUrl.$": MODEL_ARTIFACT}],
             "SupportedContentTypes": list(CONTENT_TYPES), "SupportedResponseMIMETypes": list(CONTENT_TYPES),
             "SupportedRealtimeInferenceInstanceTypes.$": "States.Array($.instance_type)"},
         "ModelMetrics": {"ModelQuality": {"Statistics": {
@@ -238,9 +238,10 @@ def without_sync(asl: dict) -> dict:
 def workflow_input(cfg: Config) -> dict:
     """The execution input of release ``cfg.execution_id``: the names, paths and settings the definition reads."""
     release = Release(cfg.bucket_name, cfg.model_name, cfg.execution_id)
+    images = release_images(cfg.image_uri, cfg.execution_id)
     return {
         "model": cfg.model_name, "execution_id": cfg.execution_id, "bucket": cfg.bucket_name,
-        "image_uri": cfg.image_uri, "threshold": cfg.threshold, "instance_type": cfg.instance_type,
+        "image_uri": images.training, "inference_image_uri": images.inference, "threshold": cfg.threshold, "instance_type": cfg.instance_type,
         "hyperparameters": {"epochs": str(cfg.epochs), "batch_size": str(cfg.batch_size)},
         "jobs": {key: release.job(step) for key, step in STEPS.items()},
         "model_package_group": cfg.model_package_group or cfg.model_name,

@@ -26,11 +26,14 @@ SUMMARY_FILE = "evaluation-summary.txt"
 SUMMARY_VARIABLE = "EVALUATION_SUMMARY"
 EXPORT_SUMMARY = f'export {SUMMARY_VARIABLE}="$(cat {SUMMARY_FILE})"'
 COMMANDS = {
+    # IMAGE_URI is the repository (immutable tags): the release's training image :EXECUTION_ID and inference
+    # image :EXECUTION_ID-serve; a retried action finds an image already pushed and leaves it alone
     "ContainerBuild": [
         'aws ecr get-login-password | docker login --username AWS --password-stdin "${IMAGE_URI%%/*}"',
-        'docker build -f "$DOCKERFILE" -t "$IMAGE_URI" -t "${IMAGE_URI%:*}:$EXECUTION_ID" "$DOCKER_CONTEXT"',
-        'docker push "$IMAGE_URI"',
-        'docker push "${IMAGE_URI%:*}:$EXECUTION_ID"',
+        *(f'if aws ecr describe-images --repository-name "${{IMAGE_URI#*/}}" --image-ids imageTag={tag} >/dev/null '
+          f'2>&1; then echo "$IMAGE_URI:{tag} is already pushed"; else docker build -f "$DOCKERFILE" --target '
+          f'{target} -t "$IMAGE_URI:{tag}" "$DOCKER_CONTEXT" && docker push "$IMAGE_URI:{tag}"; fi'
+          for target, tag in (("train", "$EXECUTION_ID"), ("serve", "$EXECUTION_ID-serve"))),
     ],
     "Preprocess": ["python bin/build.py preprocess"],
     "Train": ["python bin/build.py train"],

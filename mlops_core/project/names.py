@@ -151,13 +151,10 @@ class Project:
     def clone_url(self) -> str:
         return f"https://git-codecommit.{self.region}.amazonaws.com/v1/repos/{self.code_repository}"
 
-    @property
-    def image_uri(self) -> str:
-        return f"{self.image_repository_uri}:latest"
 
     def parameters(self) -> dict[str, str]:
         """The SSM parameters handing values between components: name -> value."""
         values = {"bucket-name": self.bucket, "sagemaker-role-arn": self.role_arn("sagemaker"),
-                  "image-uri": self.image_uri, "model-name": self.model,
+                  "image-uri": self.image_repository_uri, "model-name": self.model,
                   "model-package-group": self.model_package_group, "pipeline-name": self.pipeline}
         return {self.parameter(key): values[key] for key in PARAMETER_KEYS}

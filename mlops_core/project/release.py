@@ -33,6 +33,36 @@ log = get_logger("release")
 PROCESSING_ROOT = "/opt/ml/processing"
 
 
+@dataclass(frozen=True)
+class ReleaseImages:
+    """The images of one release: ``training`` runs the processing and training jobs, ``inference`` the endpoint."""
+
+    training: str
+    inference: str
+
+
+def release_images(image_uri: str, execution_id: str) -> ReleaseImages:
+    """The release's images from IMAGE_URI. A repository URI gets the release's own tags, ``:{execution_id}``
+    (training) and ``:{execution_id}-serve`` (inference; the ContainerBuild action pushes both to a
+    repository with immutable tags); an image with a tag or digest serves both. ``:latest`` is refused: a
+    version in the registry must always mean the same bytes."""
+    if image_tag(image_uri) is not None:
+        return ReleaseImages(image_uri, image_uri)
+    return ReleaseImages(f"{image_uri}:{execution_id}", f"{image_uri}:{execution_id}-serve")
+
+
+def image_tag(image_uri: str) -> str | None:
+    """The tag or digest of an image URI (None for a repository); ConfigError for the mutable ``:latest``."""
+    if "@" in image_uri:
+        return image_uri.split("@", 1)[1]
+    name = image_uri.rsplit("/", 1)[-1]
+    tag = name.split(":", 1)[1] if ":" in name else None
+    if tag == "latest":
+        raise ConfigError(f"IMAGE_URI={image_uri!r} names the mutable tag latest: give the repository URI (the "
+                          "release's own tags are used) or an immutable tag or a digest")
+    return tag
+
+
 def data_capture_uri(bucket: str, model: str) -> str:
     """Where the model's endpoint writes its data capture."""
     return s3_uri(bucket, model, "data-capture")
