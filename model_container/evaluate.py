@@ -73,7 +73,14 @@ def extract_model(archive: Path, destination: Path) -> Path:
     if not archive.is_file():
         raise FileNotFoundError(f"{archive} is missing: give the processing job the training job's model.tar.gz")
     with tarfile.open(archive) as tar:
-        tar.extractall(destination, filter="data")
+        if hasattr(tarfile, "data_filter"):  # Python 3.11.4+
+            tar.extractall(destination, filter="data")
+        else:  # e.g. Debian bookworm's 3.11.2: the same refusals by hand
+            for member in tar.getmembers():
+                target = (destination / member.name).resolve()
+                if not (member.isfile() or member.isdir()) or not target.is_relative_to(destination.resolve()):
+                    raise ValueError(f"{archive}: refusing {member.name!r} (not a plain file inside the model folder)")
+            tar.extractall(destination)  # noqa: S202 - every member was checked above
     return destination
 
 

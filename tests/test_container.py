@@ -323,3 +323,23 @@ def test_the_default_gate_passes_the_real_recipe_and_rejects_broken_models(tmp_p
     assert not verdicts["too few steps"].passed, verdicts["too few steps"].summary
     assert not verdicts["shuffled labels"].passed, verdicts["shuffled labels"].summary
 
+
+
+@pytest.mark.parametrize("has_data_filter", [True, False], ids=["python-3.11.4+", "debian-bookworm-3.11.2"])
+def test_model_archives_are_unpacked_safely_with_or_without_tarfile_filters(tmp_path, monkeypatch, has_data_filter):
+    import io
+
+    if not has_data_filter:
+        monkeypatch.delattr(tarfile, "data_filter")
+    good, evil = tmp_path / "good.tar.gz", tmp_path / "evil.tar.gz"
+    for archive, name in ((good, "predictor.json"), (evil, "../outside.json")):
+        with tarfile.open(archive, "w:gz") as tar:
+            member = tarfile.TarInfo(name)
+            member.size = 2
+            tar.addfile(member, io.BytesIO(b"{}"))
+    (tmp_path / "a").mkdir()
+    assert (evaluate.extract_model(good, tmp_path / "a") / "predictor.json").read_text() == "{}"
+    (tmp_path / "b").mkdir()
+    with pytest.raises(Exception, match="outside"):
+        evaluate.extract_model(evil, tmp_path / "b")
+    assert not (tmp_path / "outside.json").exists()

@@ -28,6 +28,7 @@ from mlops_core.local.embedded import EmbeddedAws
 from mlops_core.logs import configure_logging
 from mlops_core.naming import job_name, new_execution_id
 from mlops_core.project import Project, bootstrap, buildspecs
+from mlops_core.project.release import release_images
 from mlops_core.s3 import s3_uri
 from mlops_core.sagemaker.jobs import PROCESSING, TRAINING
 from workflows.data import abalone_data
@@ -53,11 +54,11 @@ class StageRun:
 
 
 @contextmanager
-def embedded_aws(state_dir: Path, region: str, keep_state: bool) -> Iterator[EmbeddedAws]:
+def embedded_aws(state_dir: Path, region: str, keep_state: bool, engine: str = "process") -> Iterator[EmbeddedAws]:
     """The embedded AWS with this run's environment set; with ``keep_state`` its API calls are recorded
     in the state folder and replayed at the next start, so a second run continues the same project."""
     recording = state_dir / "moto-recording.jsonl" if keep_state else None
-    with EmbeddedAws(region=region, recording=recording, state_dir=state_dir) as aws, aws.activated():
+    with EmbeddedAws(region=region, recording=recording, state_dir=state_dir, engine=engine) as aws, aws.activated():
         yield aws
 
 
@@ -190,7 +191,7 @@ def run_release(args: argparse.Namespace, echo: Callable[[str], None] = print) -
     summary: dict = {"data": str(data), "output_folder": str(out), "threshold": args.threshold, "stages": [],
                      "releases": []}
     started = time.monotonic()
-    with embedded_aws(state_dir, args.region, keep_state=bool(args.state)) as aws:
+    with embedded_aws(state_dir, args.region, keep_state=bool(args.state), engine=args.engine) as aws:
         clients = Clients()
         project = Project(name=args.project, account_id=clients.account_id(), region=args.region, tls_only=False)
         echo(f"AWS_ENDPOINT_URL={aws.endpoint_url} (moto and the local SageMaker runtime; state in {state_dir})")
@@ -252,6 +253,8 @@ def run_release_stages(project: Project, execution_id: str, overrides: dict[str,
 
     gate_file = out / "workspace" / buildspecs.SUMMARY_FILE
     gate_file.unlink(missing_ok=True)
+    if args.engine == "container":
+        container_build(project, execution_id, args, summary, echo)
     succeeded = all(run_and_record(project, stage, execution_id, overrides, out, clients, summary, echo)
                     for stage in BUILD_STAGES)
     facts["gate"] = gate_file.read_text().strip() if gate_file.exists() else None
@@ -280,6 +283,26 @@ def run_release_stages(project: Project, execution_id: str, overrides: dict[str,
     summary["endpoint"] = {"name": project.model, "status": described["EndpointStatus"],
                            "config": described["EndpointConfigName"]}
     return "deployed"
+
+
+def container_build(project: Project, execution_id: str, args: argparse.Namespace, summary: dict,
+                    echo: Callable[[str], None]) -> None:
+    """The ContainerBuild stage with the local engine: the release's training and inference images from
+    model_container/'s Dockerfile, under the tags the jobs and the endpoint name (kept when already built)."""
+    from mlops_core.local.images import build_image, default_base, image_size
+
+    images = release_images(project.image_repository_uri, execution_id)
+    base = args.base_image or default_base()
+    started = time.monotonic()
+    for target, tag in (("train", images.training), ("serve", images.inference)):
+        try:
+            size = image_size(tag)
+            echo(f"stage ContainerBuild: {tag} is already built ({size / 1e6:.0f} MB)")
+        except subprocess.CalledProcessError:
+            echo(f"stage ContainerBuild: building {tag} (target {target}, base {base or 'the Dockerfile default'})")
+            built = build_image(REPO / "model_container", tag, target=target, base=base)
+            echo(f"stage ContainerBuild: {tag} built in {built.seconds} s, {built.size / 1e6:.0f} MB")
+    summary["stages"].append(asdict(StageRun("ContainerBuild", round(time.monotonic() - started, 2), 0, "")))
 
 
 def continuous_training_round(project: Project, data: Path, overrides: dict[str, str], args: argparse.Namespace,
@@ -415,6 +438,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=5, help="rows sent to the endpoint at the end")
     p.add_argument("--execution-id", help="resume this release instead of starting a new one")
     p.add_argument("--keep-serving", action="store_true", help="keep the endpoint up until Ctrl-C")
+    p.add_argument("--engine", choices=["process", "container"], default="process",
+                   help="run jobs and endpoints as processes (default, fast) or in the images built from "
+                        "model_container/Dockerfile by Podman (bin/container-engine installs it)")
+    p.add_argument("--base-image", help="--engine container: the images' base (default: localhost/debian:bookworm "
+                                        "when bin/container-engine made it, else the Dockerfile's default)")
     p.add_argument("--survey-rows", type=int, default=0,
                    help="then simulate new survey data of this many rows: continuous training and a second "
                         "release that must beat the first")

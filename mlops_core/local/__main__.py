@@ -26,6 +26,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--state", type=Path,
                    help="keep the account and the runtime's records in this folder; the next start continues it "
                         "(default: a temporary folder, removed on exit)")
+    p.add_argument("--engine", choices=["process", "container"], default="process",
+                   help="run jobs and endpoints as processes (default) or in their images under Podman")
     p.add_argument("--container", type=Path,
                    help="the app.py jobs and endpoints run (default: this repository's model_container/app.py)")
     return p
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     with EmbeddedAws(region=args.region, port=args.port, recording=recording, state_dir=args.state,
-                     container=args.container) as aws:
+                     container=args.container, engine=args.engine) as aws:
         print(f"AWS_ENDPOINT_URL={aws.endpoint_url}", flush=True)
         print(f"# export AWS_ENDPOINT_URL={aws.endpoint_url} AWS_REGION={args.region} "
               "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing", flush=True)

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -17,8 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from mlops_core.errors import ConfigError
 from mlops_core.local.gateway import DUMMY_CREDENTIALS, Gateway
-from mlops_core.local.runtime import LocalState, kill_group, pid_alive
+from mlops_core.local.runtime import STATE_LABEL, LocalState, container_engine, kill_group, pid_alive
 
 PROCESS_KEYS = ("runner_pid", "container_pid", "server_pid")
 RECORD_KINDS = ("processing", "training", "endpoints")
@@ -35,7 +37,13 @@ class EmbeddedAws:
 
     def __init__(self, region: str = "us-east-1", port: int = 0, recording: str | Path | None = None,
                  state_dir: str | Path | None = None, container: str | Path | None = None,
-                 container_env: dict[str, str] | None = None):
+                 container_env: dict[str, str] | None = None, engine: str = "process"):
+        if engine not in ("process", "container"):
+            raise ConfigError(f"engine {engine!r}: use process or container")
+        if engine == "container" and container_engine() is None:
+            raise ConfigError("the container engine needs Podman (or Docker), which this machine lacks: run "
+                              "bin/container-engine to install and configure it")
+        self.engine = engine
         self.region = region
         self.port = port
         self.recording = Path(recording) if recording else None
@@ -56,6 +64,7 @@ class EmbeddedAws:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
         self.gateway = Gateway(DomainDispatcherApplication(create_backend_app), self.runtime, self.region)
         self.gateway.container, self.gateway.container_env = self._container, self._container_env
+        self.gateway.engine = self.engine
         self._server = make_server("127.0.0.1", self.port, self.gateway, threaded=True,
                                    request_handler=MotoRequestHandler)
         self.endpoint_url = self.gateway.endpoint_url = f"http://127.0.0.1:{self._server.server_port}"
@@ -125,6 +134,12 @@ class EmbeddedAws:
         deadline = time.monotonic() + timeout
         while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
             time.sleep(0.05)
+        engine = container_engine() if self.engine == "container" else None
+        if engine:  # a container whose engine client was stopped before it could remove it
+            found = subprocess.run([engine, "ps", "-aq", "--filter", f"label={STATE_LABEL}={self.runtime.root}"],
+                                   capture_output=True, text=True).stdout.split()
+            if found:
+                subprocess.run([engine, "rm", "-f", *found], capture_output=True)
 
     def reset(self) -> None:
         """Forget every resource: stop the runtime's processes, clear its records, reset moto."""

@@ -20,7 +20,13 @@ from urllib.parse import unquote
 
 from botocore.exceptions import ClientError, ParamValidationError
 
-from mlops_core.local.runtime import CONTAINER_ENV, LocalSageMaker, LocalSageMakerRuntime, LocalState
+from mlops_core.local.runtime import (
+    CONTAINER_ENV,
+    ENGINE_ENV,
+    LocalSageMaker,
+    LocalSageMakerRuntime,
+    LocalState,
+)
 
 LOCAL_OPERATIONS = {
     "CreateProcessingJob": "create_processing_job", "DescribeProcessingJob": "describe_processing_job",
@@ -78,6 +84,7 @@ class Gateway:
         self.endpoint_url = ""
         self.container: str | None = None
         self.container_env: dict[str, str] = {}
+        self.engine = "process"  # or "container": jobs and endpoints run their images under Podman / Docker
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
 
@@ -100,7 +107,7 @@ class Gateway:
     def runner_env(self, region: str) -> dict[str, str]:
         """What a detached job or endpoint process needs: this gateway, the region, the container."""
         env = {**DUMMY_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint_url, "AWS_REGION": region,
-               "AWS_DEFAULT_REGION": region, **self.container_env}
+               "AWS_DEFAULT_REGION": region, ENGINE_ENV: self.engine, **self.container_env}
         if self.container:
             env[CONTAINER_ENV] = self.container
         return env

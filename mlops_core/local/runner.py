@@ -27,7 +27,15 @@ from pathlib import Path
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from mlops_core.aws import Clients
-from mlops_core.local.runtime import LocalState, container_entry_point, kill_group, now_iso
+from mlops_core.local.runtime import (
+    ENGINE_ENV,
+    STATE_LABEL,
+    LocalState,
+    container_engine,
+    container_entry_point,
+    kill_group,
+    now_iso,
+)
 from mlops_core.s3 import download_file, list_keys, parse_s3_uri, s3_uri, upload_file
 
 OPT_ML = "/opt/ml"
@@ -91,12 +99,39 @@ def last_progress(log: Path) -> str | None:
     return next((line[len(PROGRESS):].strip() for line in reversed(lines) if line.startswith(PROGRESS)), None)
 
 
-def run_container(state: LocalState, kind: str, name: str, root: Path, args: list[str], env: dict) -> int:
+def engine_command(state: LocalState, image: str | None, args: list[str], env: dict, mounts: dict[Path, str], *,
+                   entrypoint: list[str] | None = None, publish: str | None = None) -> tuple[list[str], dict]:
+    """(argv, environment) running ``args`` as SageMaker would: in ``image`` with ``mounts`` (host folder -> path
+    in the container) under the container engine, or, with the process engine, the container's app.py with
+    OPT_ML_ROOT standing for /opt/ml."""
+    if os.environ.get(ENGINE_ENV, "process") != "container":
+        root = next(host for host, inside in mounts.items() if inside == OPT_ML)
+        return [sys.executable, str(container_entry_point()), *args], {**os.environ, **env, "OPT_ML_ROOT": str(root)}
+    engine = container_engine()
+    if engine is None:
+        raise FileNotFoundError("no container engine (podman or docker) on this machine: run bin/container-engine")
+    if not image or subprocess.run([engine, "image", "inspect", image], capture_output=True).returncode != 0:
+        raise FileNotFoundError(f"image {image} is not in the local container engine: build it first (bin/demo "
+                                "--engine container builds the release's images)")
+    argv = [engine, "run", "--rm", "--label", f"{STATE_LABEL}={state.root}"]
+    for host, inside in mounts.items():
+        argv += ["-v", f"{host}:{inside}"]
+    for key, value in env.items():
+        argv += ["-e", f"{key}={value}"]
+    if entrypoint:
+        argv += ["--entrypoint", json.dumps(entrypoint)]
+    if publish:
+        argv += ["-p", publish]
+    return [*argv, image, *args], dict(os.environ)
+
+
+def run_container(state: LocalState, kind: str, name: str, root: Path, args: list[str], env: dict,
+                  image: str | None = None, entrypoint: list[str] | None = None) -> int:
     """Run the container's entry point; while it runs, its newest progress line becomes the job's status message."""
     log = root.parent / "container.log"
+    argv, environment = engine_command(state, image, args, env, {root: OPT_ML}, entrypoint=entrypoint)
     with open(log, "ab") as out:
-        process = subprocess.Popen([sys.executable, str(container_entry_point()), *args], cwd=root,
-                                   env={**os.environ, **env, "OPT_ML_ROOT": str(root)},
+        process = subprocess.Popen(argv, cwd=root, env=environment,
                                    stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
         state.update(kind, name, container_pid=process.pid)
         shown = None
@@ -142,17 +177,20 @@ def run_job(state: LocalState, kind: str, name: str, clients: Clients) -> None:
     root.mkdir(parents=True, exist_ok=True)
     log = root.parent / "container.log"
     state.update(kind, name, started=now_iso(), secondary="Downloading", log=str(log))
+    specification = request.get("AppSpecification") or request.get("AlgorithmSpecification", {})
+    image = specification.get("ImageUri") or specification.get("TrainingImage")
     try:
         if kind == "processing":
             args = prepare_processing(request, root, clients)
         else:
             args = prepare_training(request, root, clients)
-    except Exception as exc:  # noqa: BLE001 - any input problem fails the job with its reason
+        state.update(kind, name, secondary="Training" if kind == "training" else "Processing")
+        returncode = run_container(state, kind, name, root, args, request.get("Environment", {}), image,
+                                   specification.get("ContainerEntrypoint"))
+    except Exception as exc:  # noqa: BLE001 - any input or engine problem fails the job with its reason
         state.update(kind, name, status="Failed", secondary="Failed", ended=now_iso(),
                      failure_reason=f"ClientError: {exc}")
         return
-    state.update(kind, name, secondary="Training" if kind == "training" else "Processing")
-    returncode = run_container(state, kind, name, root, args, request.get("Environment", {}))
     publish_log(kind, name, log, clients)
     if state.read(kind, name)["status"] == "Stopping":
         state.update(kind, name, status="Stopped", secondary="Stopped", ended=now_iso())
@@ -249,11 +287,17 @@ def start_server(name: str, config_name: str, state: LocalState, clients: Client
         tar.extractall(root / "model", filter="data")
     port = free_port()
     log = root.parent / "serve.log"
-    env = {**os.environ, "MODEL_SERVER_HOST": "127.0.0.1", **container.get("Environment", {}), "OPT_ML_ROOT": str(root),
-           "SAGEMAKER_BIND_TO_PORT": str(port), "MODEL_SERVER_WORKERS": os.environ.get("MODEL_SERVER_WORKERS", "1")}
+    workers = {"MODEL_SERVER_WORKERS": os.environ.get("MODEL_SERVER_WORKERS", "1")}
+    if os.environ.get(ENGINE_ENV) == "container":  # the image's own /opt/ml, the model read-only, loopback only
+        argv, env = engine_command(state, container["Image"], ["serve"], {**workers, **container.get("Environment", {})},
+                                   {root / "model": f"{OPT_ML}/model:ro"}, publish=f"127.0.0.1:{port}:8080")
+    else:
+        argv, env = engine_command(state, None, ["serve"], {
+            "MODEL_SERVER_HOST": "127.0.0.1", **workers, **container.get("Environment", {}),
+            "SAGEMAKER_BIND_TO_PORT": str(port)}, {root: OPT_ML})
     with open(log, "ab") as out:
-        process = subprocess.Popen([sys.executable, str(container_entry_point()), "serve"], cwd=root, env=env,
-                                   stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+        process = subprocess.Popen(argv, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                   start_new_session=True)
     facts = {"server_pid": process.pid, "port": port, "config": config_name, "variant": variant["VariantName"],
              "data_capture": config.get("DataCaptureConfig"), "log": str(log)}
     timeout = float(os.environ.get(PING_TIMEOUT_ENV, "120"))

@@ -16,6 +16,7 @@ import importlib.util
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,6 +32,8 @@ from mlops_core.logs import get_logger
 from mlops_core.sagemaker.capture import write_capture
 
 CONTAINER_ENV = "MLOPS_LOCAL_CONTAINER"
+ENGINE_ENV = "MLOPS_LOCAL_ENGINE"  # "process" (default): app.py as a process; "container": the job's image
+STATE_LABEL = "mlops.local.state"  # every container carries the state folder it belongs to
 JOB_KINDS = {"processing": ("ProcessingJobName", "ProcessingJobStatus"),
              "training": ("TrainingJobName", "TrainingJobStatus")}
 
@@ -51,6 +54,11 @@ def container_entry_point() -> Path:
     if spec is None or not spec.origin:
         raise FileNotFoundError(f"no container to run: set {CONTAINER_ENV} to the path of its app.py")
     return Path(spec.origin).parent / "app.py"
+
+
+def container_engine() -> str | None:
+    """The container engine's command (Podman, else Docker), or None."""
+    return shutil.which("podman") or shutil.which("docker")
 
 
 def sagemaker_error(code: str, message: str, operation: str, status: int = 400, **extra: Any) -> ClientError:
