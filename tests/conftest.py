@@ -99,10 +99,10 @@ def local_aws(tmp_path_factory):
 
 @pytest.fixture
 def local_env(local_aws, monkeypatch):
-    """A reset embedded AWS (no resource, no job process, the default container) and os.environ pointing at
+    """A reset embedded AWS (no resource, no job process, the default container and engine) and os.environ pointing at
     it; returns the variables for subprocesses."""
     local_aws.reset()
-    local_aws.gateway.container, local_aws.gateway.container_env = None, {}
+    local_aws.gateway.container, local_aws.gateway.container_env, local_aws.gateway.engine = None, {}, "process"
     for key, value in local_aws.env.items():
         monkeypatch.setenv(key, value)
     return local_aws.env
