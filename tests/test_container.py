@@ -177,24 +177,8 @@ def test_serving_modules_do_not_import_tensorflow():
 def trained(tmp_path_factory):
     """preprocess -> train (few epochs) -> evaluate through app.py under one $OPT_ML_ROOT."""
     root = tmp_path_factory.mktemp("opt_ml")
-    write_lines(root / "processing/input/data/abalone.csv", [",".join(r) for r in synthetic_rows(400)])
-    results = {"preprocess": run_app("preprocess", root)}
-    write_lines(root / "input/config/hyperparameters.json",
-                [json.dumps({"epochs": "40", "networks": "2", "patience": "5", "batch_size": "32"})])
-    for name in ("training.csv", "validation.csv"):
-        write_lines(root / "input/data/training" / name,
-                    (root / "processing/output/training" / name).read_text().splitlines())
-    results["train"] = run_app("train", root)
-    (root / "processing/input/model").mkdir(parents=True)
-    with tarfile.open(root / "processing/input/model/model.tar.gz", "w:gz") as tar:
-        for path in (root / "model").iterdir():
-            tar.add(path, arcname=path.name)
-    write_lines(root / "processing/input/testing/testing.csv",
-                (root / "processing/output/testing/testing.csv").read_text().splitlines())
-    for name in ("training.csv", "validation.csv"):  # for the gate's baselines
-        write_lines(root / "processing/input/training" / name,
-                    (root / "processing/output/training" / name).read_text().splitlines())
-    results["evaluate"] = run_app("evaluate", root)
+    results = run_modes(root, [",".join(r) for r in synthetic_rows(400)],
+                        {"epochs": "40", "networks": "2", "patience": "5", "batch_size": "32"})
     return root, results
 
 
@@ -278,29 +262,35 @@ def test_evaluate_without_model_fails_with_reason(tmp_path):
     assert "model.tar.gz is missing" in (tmp_path / "output/failure").read_text()
 
 
-def release_on(root: Path, rows: list[str], hyperparameters: dict, *, shuffle_labels: bool = False) -> dict:
-    """preprocess -> train -> evaluate of the real recipe (or a broken one) under ``root``; evaluation.json."""
+def run_modes(root: Path, rows: list[str], hyperparameters: dict, *, shuffle_labels: bool = False) -> dict:
+    """preprocess -> train -> evaluate through app.py under one $OPT_ML_ROOT, as the jobs chain them; with
+    ``shuffle_labels`` the training step gets its labels shuffled (a broken train, real baselines)."""
     write_lines(root / "processing/input/data/abalone.csv", rows)
-    assert run_app("preprocess", root).returncode == 0
+    results = {"preprocess": run_app("preprocess", root)}
     for name in ("training.csv", "validation.csv"):
         lines = (root / "processing/output/training" / name).read_text().splitlines()
         write_lines(root / "processing/input/training" / name, lines)  # the baselines see the real labels
-        if shuffle_labels:  # a broken training step
+        if shuffle_labels:
             labels = [line.rsplit(",", 1)[1] for line in lines]
             random.Random(1).shuffle(labels)
             lines = [f"{line.rsplit(',', 1)[0]},{label}" for line, label in zip(lines, labels, strict=True)]
         write_lines(root / "input/data/training" / name, lines)
     write_lines(root / "input/config/hyperparameters.json", [json.dumps(hyperparameters)])
-    trained = run_app("train", root)
-    assert trained.returncode == 0, trained.stderr[-2000:]
+    results["train"] = run_app("train", root)
     (root / "processing/input/model").mkdir(parents=True)
     with tarfile.open(root / "processing/input/model/model.tar.gz", "w:gz") as tar:
         for path in (root / "model").iterdir():
             tar.add(path, arcname=path.name)
     write_lines(root / "processing/input/testing/testing.csv",
                 (root / "processing/output/testing/testing.csv").read_text().splitlines())
-    evaluated = run_app("evaluate", root)
-    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    results["evaluate"] = run_app("evaluate", root)
+    return results
+
+
+def release_on(root: Path, rows: list[str], hyperparameters: dict, *, shuffle_labels: bool = False) -> dict:
+    """``run_modes``, every mode succeeding; the evaluation.json written."""
+    for mode, result in run_modes(root, rows, hyperparameters, shuffle_labels=shuffle_labels).items():
+        assert result.returncode == 0, f"{mode}: {result.stderr[-2000:]}"
     return json.loads((root / "processing/output/evaluation/evaluation.json").read_text())
 
 
