@@ -38,6 +38,11 @@ class Evaluation:
     mean_rmse: float | None = None
     successor_limit: float | None = None
 
+    @property
+    def limit_for_successor(self) -> float:
+        """The RMSE a later release may reach: its recorded limit, else its RMSE plus the default tolerance."""
+        return self.successor_limit or self.rmse + DEFAULT_TOLERANCE
+
 
 @dataclass(frozen=True)
 class GateResult:
@@ -59,9 +64,7 @@ class GateResult:
 
     @property
     def approved_limit(self) -> float | None:
-        if self.approved is None:
-            return None
-        return self.approved.successor_limit or self.approved.rmse + DEFAULT_TOLERANCE
+        return self.approved.limit_for_successor if self.approved else None
 
     @property
     def summary(self) -> str:
@@ -154,7 +157,5 @@ def judge(evaluation: Evaluation, *, threshold: float | None = None, approved: E
     rmse = evaluation.rmse
     passed = not has_baselines or (rmse < evaluation.linear_rmse and rmse < evaluation.mean_rmse)
     passed = passed and (threshold is None or rmse <= threshold)
-    result = GateResult(passed, evaluation, threshold, approved, approved_version)
-    if approved is None:
-        return result
-    return GateResult(passed and rmse <= result.approved_limit, evaluation, threshold, approved, approved_version)
+    passed = passed and (approved is None or rmse <= approved.limit_for_successor)
+    return GateResult(passed, evaluation, threshold, approved, approved_version)

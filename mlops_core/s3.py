@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -119,11 +120,13 @@ def merge_policy(current: dict | None, ours: dict) -> dict:
 
 def _bucket_settings(s3: Any, bucket: str, kms_key_arn: str | None, tags: Mapping[str, str],
                      tls_only: bool, partition: str) -> dict[str, tuple[Callable[[], Any], Any, Callable[[], Any]]]:
-    """label -> (read the current value, the desired value, write the desired value)."""
+    """label -> (read the current value, the desired value or a function giving it, write the desired value)."""
     encryption = encryption_configuration(kms_key_arn)
-    current_policy = _read(lambda: normalize_document(s3.get_bucket_policy(Bucket=bucket)["Policy"])) \
-        if tls_only else None
-    policy = normalize_document(merge_policy(current_policy, tls_only_policy(bucket, partition)))
+    current_policy = functools.cache(
+        lambda: _read(lambda: normalize_document(s3.get_bucket_policy(Bucket=bucket)["Policy"])))
+
+    def policy() -> dict:  # ours merged into what is there (read once, and only when needed)
+        return normalize_document(merge_policy(current_policy(), tls_only_policy(bucket, partition)))
 
     def write_tags() -> None:  # keep tags that others set
         merged = {**bucket_tags(bucket, s3=s3), **tags}
@@ -139,7 +142,7 @@ def _bucket_settings(s3: Any, bucket: str, kms_key_arn: str | None, tags: Mappin
             lambda: _read(lambda: s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"],
                           "NoSuchPublicAccessBlockConfiguration"), PUBLIC_ACCESS_BLOCK,
             lambda: s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK)),
-        "policy": (lambda: current_policy, policy, lambda: s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))),
+        "policy": (current_policy, policy, lambda: s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy()))),
         "tags": (lambda: bucket_tags(bucket, s3=s3), dict(tags), write_tags),
     }
     if not tls_only:
@@ -166,7 +169,7 @@ def ensure_bucket(bucket: str, *, kms_key_arn: str | None = None, tags: Mapping[
     changes = []
     for label, (read, desired, write) in _bucket_settings(s3, bucket, kms_key_arn, tags or {}, tls_only,
                                                           partition).items():
-        if created or not contains(read(), desired):
+        if created or not contains(read(), desired() if callable(desired) else desired):
             changes.append(label)
             if not dry_run:
                 write()

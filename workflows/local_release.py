@@ -290,15 +290,15 @@ def container_build(project: Project, execution_id: str, args: argparse.Namespac
     """The ContainerBuild stage with the local engine: the release's training and inference images from
     model_container/'s Dockerfile, under the tags the jobs and the endpoint name (kept when already built)."""
     from mlops_core.local.images import build_image, default_base, image_size
+    from mlops_core.local.runtime import image_exists
 
     images = release_images(project.image_repository_uri, execution_id)
     base = args.base_image or default_base()
     started = time.monotonic()
     for target, tag in (("train", images.training), ("serve", images.inference)):
-        try:
-            size = image_size(tag)
-            echo(f"stage ContainerBuild: {tag} is already built ({size / 1e6:.0f} MB)")
-        except subprocess.CalledProcessError:
+        if image_exists(tag):
+            echo(f"stage ContainerBuild: {tag} is already built ({image_size(tag) / 1e6:.0f} MB)")
+        else:
             echo(f"stage ContainerBuild: building {tag} (target {target}, base {base or 'the Dockerfile default'})")
             built = build_image(REPO / "model_container", tag, target=target, base=base)
             echo(f"stage ContainerBuild: {tag} built in {built.seconds} s, {built.size / 1e6:.0f} MB")

@@ -4,7 +4,6 @@ process (needs the ``local`` extra). ``env`` is all a client needs: our scripts,
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -119,10 +118,7 @@ class EmbeddedAws:
         pids = []
         for kind in RECORD_KINDS:
             for path in (self.runtime.root / kind).glob("*.json"):
-                try:
-                    record = json.loads(path.read_text())
-                except (OSError, ValueError):
-                    continue
+                record = self.runtime.read(kind, path.stem) or {}
                 pids += [record[key] for key in PROCESS_KEYS if record.get(key)]
         return pids
 

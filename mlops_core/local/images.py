@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlops_core.errors import ConfigError
-from mlops_core.local.runtime import container_engine
+from mlops_core.local.runtime import container_engine, image_exists
 
 LOCAL_BASE = "localhost/debian:bookworm"
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -34,10 +34,7 @@ def default_base() -> str | None:
     configured = os.environ.get("CONTAINER_BASE_IMAGE")
     if configured:
         return configured
-    engine = container_engine()
-    if engine and subprocess.run([engine, "image", "inspect", LOCAL_BASE], capture_output=True).returncode == 0:
-        return LOCAL_BASE
-    return None
+    return LOCAL_BASE if image_exists(LOCAL_BASE) else None
 
 
 def build_image(context: Path, tag: str, *, target: str | None = None, base: str | None = None,

@@ -33,6 +33,7 @@ from mlops_core.local.runtime import (
     LocalState,
     container_engine,
     container_entry_point,
+    image_exists,
     kill_group,
     now_iso,
 )
@@ -110,7 +111,7 @@ def engine_command(state: LocalState, image: str | None, args: list[str], env: d
     engine = container_engine()
     if engine is None:
         raise FileNotFoundError("no container engine (podman or docker) on this machine: run bin/container-engine")
-    if not image or subprocess.run([engine, "image", "inspect", image], capture_output=True).returncode != 0:
+    if not image or not image_exists(image):
         raise FileNotFoundError(f"image {image} is not in the local container engine: build it first (bin/demo "
                                 "--engine container builds the release's images)")
     argv = [engine, "run", "--rm", "--label", f"{STATE_LABEL}={state.root}"]

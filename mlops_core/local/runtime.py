@@ -61,6 +61,12 @@ def container_engine() -> str | None:
     return shutil.which("podman") or shutil.which("docker")
 
 
+def image_exists(image: str) -> bool:
+    """True when the local container engine holds ``image``."""
+    engine = container_engine()
+    return bool(engine) and subprocess.run([engine, "image", "inspect", image], capture_output=True).returncode == 0
+
+
 def sagemaker_error(code: str, message: str, operation: str, status: int = 400, **extra: Any) -> ClientError:
     return ClientError({"Error": {"Code": code, "Message": message, **extra},
                         "ResponseMetadata": {"HTTPStatusCode": status}}, operation)
