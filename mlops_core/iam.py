@@ -18,7 +18,8 @@ from mlops_core.ensure import Action, Ensured, describe_or_none, normalize_docum
 KIND = "iam role"
 DEFAULT_POLICY_NAME = "least-privilege"
 SERVICES = {"codepipeline": "codepipeline.amazonaws.com", "codebuild": "codebuild.amazonaws.com",
-            "sagemaker": "sagemaker.amazonaws.com", "stepfunctions": "states.amazonaws.com"}
+            "sagemaker": "sagemaker.amazonaws.com", "stepfunctions": "states.amazonaws.com",
+            "events": "events.amazonaws.com"}
 
 # Actions that have no resource-level permissions: AWS only grants them on "*".
 WILDCARD_ONLY = {

@@ -134,6 +134,10 @@ PROCESSING_JOB = StatusSpec(
     "processing job", _get("ProcessingJobStatus"), frozenset({"Completed"}), frozenset({"Failed"}),
     frozenset({"Stopped"}), frozenset({"InProgress", "Stopping"}), reason=lambda d: d.get("FailureReason") or d.get("ExitMessage"),
     logs=_sagemaker_logs("/aws/sagemaker/ProcessingJobs"), error=JobFailed)
+MONITORING_EXECUTION = StatusSpec(
+    "monitoring execution", _get("MonitoringExecutionStatus"), frozenset({"Completed", "CompletedWithViolations"}),
+    frozenset({"Failed"}), frozenset({"Stopped"}), frozenset({"Pending", "InProgress", "Stopping"}),
+    reason=_get("FailureReason"), logs=_sagemaker_logs("/aws/sagemaker/ProcessingJobs"), error=JobFailed)
 ENDPOINT = StatusSpec(
     "endpoint", _get("EndpointStatus"), frozenset({"InService"}),
     frozenset({"Failed", "OutOfService", "UpdateRollbackFailed"}),

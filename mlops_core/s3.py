@@ -30,10 +30,21 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     return parsed.netloc, parsed.path.lstrip("/")
 
 
-def read_json(uri: str, *, clients: Clients | None = None) -> Any:
+def read_text(uri: str, *, clients: Clients | None = None) -> str:
     bucket, key = parse_s3_uri(uri)
-    body = resolve(clients).s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    return json.loads(body)
+    return resolve(clients).s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+
+
+def read_json(uri: str, *, clients: Clients | None = None) -> Any:
+    return json.loads(read_text(uri, clients=clients))
+
+
+def read_json_if_exists(uri: str, *, clients: Clients | None = None) -> Any:
+    """The JSON object at ``uri``, or None when there is none (listed first: S3 answers 403, not 404, for a
+    missing key to a caller without s3:ListBucket or under a policy that denies it)."""
+    if not any(item["Key"] == parse_s3_uri(uri)[1] for item in list_keys(uri, clients=clients)):
+        return None
+    return read_json(uri, clients=clients)
 
 
 def write_json(uri: str, value: Any, *, clients: Clients | None = None) -> None:

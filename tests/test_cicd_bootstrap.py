@@ -25,7 +25,8 @@ EXPECTED = [("s3 bucket", "abalone-123456789012-us-east-1"), ("ecr repository", 
                                                            "model-name", "model-package-group", "pipeline-name")],
             *[("codebuild project", f"abalone-{t}") for t in ("container-build", "preprocess", "train",
                                                              "evaluate", "deploy")],
-            ("codepipeline pipeline", "abalone")]
+            ("codepipeline pipeline", "abalone"), ("cloudwatch alarm", "abalone-feature-drift"),
+            ("cloudwatch alarm", "abalone-model-quality-rmse"), ("eventbridge rule", "abalone-retrain-on-alarm")]
 
 
 def project(**settings) -> Project:
@@ -140,7 +141,7 @@ def test_a_build_setting_updates_only_the_projects_that_use_it(aws, recorder, se
     with stub:
         results = bootstrap(changed, clients=Clients(aws.session, codebuild=codebuild))
         stub.assert_no_pending_responses()  # the expected UpdateProject calls (any other call would raise)
-    assert recorder.mutating == []  # the recorder sees the moto clients: no other service changed
+    assert recorder.names() == ["codebuild:UpdateProject"] * len(tasks)  # the stubbed ones: nothing else changed
     updated = [r for r in results if r.changed]
     assert [(r.name, r.details["changes"]) for r in updated] == [(changed.codebuild_project(t), ["source"])
                                                                  for t in tasks]
@@ -227,10 +228,11 @@ def test_teardown_script_needs_confirmation(aws):
     assert_nothing_left(aws)
 
 
-def test_scripts_against_moto_server(server_env, tmp_path):
-    """The real command lines (exit codes included) against moto's server in child processes."""
+def test_scripts_against_the_embedded_aws(local_env, tmp_path):
+    """The real command lines (exit codes included) against the embedded AWS (moto's server plus what moto lacks,
+    such as monitoring schedules) in child processes."""
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, *args], cwd=ROOT, env={**server_env, "PATH": "/usr/bin:/bin",
+        return subprocess.run([sys.executable, *args], cwd=ROOT, env={**local_env, "PATH": "/usr/bin:/bin",
                                                                       "PROJECT_NAME": "abalone"},
                               capture_output=True, text=True, timeout=120)
 

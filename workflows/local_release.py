@@ -154,7 +154,8 @@ def call_endpoint(endpoint: str, rows: list[list[str]], clients: Clients) -> lis
     answers = []
     for row in rows:
         response = clients.sagemaker_runtime.invoke_endpoint(
-            EndpointName=endpoint, ContentType="text/csv", Accept="application/json", Body=",".join(row[:8]))
+            EndpointName=endpoint, ContentType="text/csv", Accept="application/json", Body=",".join(row[:8]),
+            InferenceId=f"sample-{len(answers):05d}")
         answers.append({"row": ",".join(row[:8]), "actual_rings": int(row[8]),
                         "prediction": json.loads(response["Body"].read())})
     return answers
@@ -214,6 +215,8 @@ def run_release(args: argparse.Namespace, echo: Callable[[str], None] = print) -
                 summary["predictions"] = call_endpoint(endpoint, sample_rows(data, args.samples), clients)
                 summary["data_capture"] = {"requests_sent": len(summary["predictions"]),
                                            "records": count_capture_records(project, endpoint, clients)}
+            if ok and summary.get("endpoint") and args.monitor:
+                ok = monitor_and_retrain(project, data, aws.endpoint_url, overrides, args, out, clients, summary, echo)
             summary["total_seconds"] = round(time.monotonic() - started, 1)
             return finish(summary, out, echo, ok=ok)
         finally:
@@ -221,6 +224,22 @@ def run_release(args: argparse.Namespace, echo: Callable[[str], None] = print) -
                 serve_until_interrupted(aws, endpoint, echo)
             if aws.runtime.read("endpoints", endpoint):
                 delete_endpoint(endpoint, clients=clients)
+
+
+def monitor_and_retrain(project: Project, data: Path, endpoint_url: str, overrides: dict[str, str],
+                        args: argparse.Namespace, out: Path, clients: Clients, summary: dict,
+                        echo: Callable[[str], None]) -> bool:
+    """The monitoring round (workflows.local_monitoring) on the deployed release; when its alarm starts the
+    pipeline, that execution runs as a release (deployed, or rejected by the gate for not beating the last)."""
+    from workflows.local_monitoring import monitoring_round
+
+    deployed = next(r["execution_id"] for r in reversed(summary["releases"]) if r["outcome"] == "deployed")
+    summary["monitoring"] = report = monitoring_round(project, deployed, data, endpoint_url, clients, echo,
+                                                      rows=args.monitor_rows)
+    if not report["retraining"]:
+        return False
+    outcome = release(project, report["retraining"], overrides, args, out, clients, summary, echo)
+    return outcome in ("deployed", "rejected")
 
 
 def upload_dataset(project: Project, data: Path, clients: Clients, echo: Callable[[str], None]) -> None:
@@ -414,6 +433,14 @@ def summary_lines(summary: dict) -> list[str]:
     if summary.get("data_capture"):
         capture = summary["data_capture"]
         lines.append(f"data capture: {capture['records']} records for {capture['requests_sent']} requests")
+    for item in summary.get("monitoring", {}).get("rounds", []):
+        quality = item["model_quality"]
+        rmse = f", RMSE {quality['rmse']:.3f} MAE {quality['mae']:.3f}" if "rmse" in quality else ""
+        drifts = sorted({v["feature"] for v in item["data_quality"]["violations"]})
+        lines.append(f"monitoring {item['round']}: data quality {item['data_quality']['status']}"
+                     + (f" ({', '.join(drifts)})" if drifts else "") + f"; model quality {quality['status']}{rmse}")
+    if summary.get("monitoring"):
+        lines.append(f"monitoring: retraining started by the alarm: {summary['monitoring']['retraining'] or 'none'}")
     if "total_seconds" in summary:
         lines.append(f"total {summary['total_seconds']} s; outputs in {summary['output_folder']}")
     lines.append("RELEASE OK" if summary.get("ok") else "RELEASE FAILED")
@@ -443,6 +470,10 @@ def parser() -> argparse.ArgumentParser:
                         "model_container/Dockerfile by Podman (bin/container-engine installs it)")
     p.add_argument("--base-image", help="--engine container: the images' base (default: localhost/debian:bookworm "
                                         "when bin/container-engine made it, else the Dockerfile's default)")
+    p.add_argument("--monitor", action="store_true",
+                   help="after the deploy: baseline, schedule the monitors, send normal then drifted traffic with "
+                        "ground truth, report violations and RMSE, and run the retraining the alarm starts")
+    p.add_argument("--monitor-rows", type=int, default=300, help="--monitor: requests per traffic round (default 300)")
     p.add_argument("--survey-rows", type=int, default=0,
                    help="then simulate new survey data of this many rows: continuous training and a second "
                         "release that must beat the first")

@@ -20,6 +20,7 @@ from urllib.parse import unquote
 
 from botocore.exceptions import ClientError, ParamValidationError
 
+from mlops_core.local.monitoring import LocalMonitoring
 from mlops_core.local.runtime import (
     CONTAINER_ENV,
     ENGINE_ENV,
@@ -35,6 +36,13 @@ LOCAL_OPERATIONS = {
     "CreateEndpoint": "create_endpoint", "UpdateEndpoint": "update_endpoint",
     "DescribeEndpoint": "describe_endpoint", "DeleteEndpoint": "delete_endpoint",
 }
+MONITORING_OPERATIONS = {
+    "CreateMonitoringSchedule": "create_monitoring_schedule", "DescribeMonitoringSchedule": "describe_monitoring_schedule",
+    "UpdateMonitoringSchedule": "update_monitoring_schedule", "DeleteMonitoringSchedule": "delete_monitoring_schedule",
+    "ListMonitoringSchedules": "list_monitoring_schedules", "ListMonitoringExecutions": "list_monitoring_executions",
+}
+# The embedded AWS's own call (AWS runs schedules on the clock): POST /_local/monitoring-schedules/NAME/executions
+RUN_SCHEDULE_PATH = re.compile(r"/_local/monitoring-schedules/(?P<name>[^/]+)/executions")
 PASSTHROUGH_HEADER = "X-Mlops-Local-Passthrough"
 PASSTHROUGH_ENVIRON = "HTTP_" + PASSTHROUGH_HEADER.upper().replace("-", "_")
 INVOKE_PATH = re.compile(r"/endpoints/(?P<name>[^/]+)/invocations")
@@ -117,8 +125,11 @@ class Gateway:
             return self.moto_app(environ, start_response)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         service, _, operation = target.partition(".")
-        if service == "SageMaker" and operation in LOCAL_OPERATIONS:
+        if service == "SageMaker" and (operation in LOCAL_OPERATIONS or operation in MONITORING_OPERATIONS):
             return self._sagemaker(operation, environ, start_response)
+        run = RUN_SCHEDULE_PATH.fullmatch(environ.get("PATH_INFO", ""))
+        if run and environ.get("REQUEST_METHOD") == "POST":
+            return self._sagemaker("RunMonitoringSchedule", environ, start_response, unquote(run["name"]))
         invoke = INVOKE_PATH.fullmatch(environ.get("PATH_INFO", ""))
         if invoke and environ.get("REQUEST_METHOD") == "POST":
             return self._invoke(unquote(invoke["name"]), environ, start_response)
@@ -128,14 +139,21 @@ class Gateway:
         found = CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
         return found["region"] if found else self.region
 
-    def _sagemaker(self, operation: str, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+    def _sagemaker(self, operation: str, environ: dict, start_response: StartResponse,
+                   schedule: str | None = None) -> Iterable[bytes]:
         from werkzeug.wrappers import Request
 
         region = self._region(environ)
         local = LocalSageMaker(self.passthrough_client("sagemaker", region), self.state, self.runner_env(region))
+        monitoring = LocalMonitoring(local, lambda service: self.passthrough_client(service, region), self.state)
         try:
             params = json.loads(Request(environ).get_data() or b"{}")
-            answer = getattr(local, LOCAL_OPERATIONS[operation])(**params)
+            if schedule is not None:
+                answer = monitoring.run_now(schedule)
+            elif operation in MONITORING_OPERATIONS:
+                answer = getattr(monitoring, MONITORING_OPERATIONS[operation])(**params)
+            else:
+                answer = getattr(local, LOCAL_OPERATIONS[operation])(**params)
         except ClientError as exc:
             error = exc.response.get("Error", {})
             body = {"__type": error.get("Code", "InternalFailure"), "message": error.get("Message", "")}

@@ -38,6 +38,7 @@ from mlops_core.local.runtime import (
     now_iso,
 )
 from mlops_core.s3 import download_file, list_keys, parse_s3_uri, s3_uri, upload_file
+from mlops_core.sagemaker.monitoring import is_analyzer_image
 
 OPT_ML = "/opt/ml"
 PING_TIMEOUT_ENV = "MLOPS_LOCAL_PING_TIMEOUT"
@@ -105,6 +106,10 @@ def engine_command(state: LocalState, image: str | None, args: list[str], env: d
     """(argv, environment) running ``args`` as SageMaker would: in ``image`` with ``mounts`` (host folder -> path
     in the container) under the container engine, or, with the process engine, the container's app.py with
     OPT_ML_ROOT standing for /opt/ml."""
+    if is_analyzer_image(image or ""):  # AWS's Model Monitor image is not here: its local stand-in runs instead
+        root = next(host for host, inside in mounts.items() if inside == OPT_ML)
+        mapped = {k: str(under_root(root, v)) if v.startswith(OPT_ML) else v for k, v in env.items()}
+        return [sys.executable, "-m", "mlops_core.local.analyzer"], {**os.environ, **mapped, "OPT_ML_ROOT": str(root)}
     if os.environ.get(ENGINE_ENV, "process") != "container":
         root = next(host for host, inside in mounts.items() if inside == OPT_ML)
         return [sys.executable, str(container_entry_point()), *args], {**os.environ, **env, "OPT_ML_ROOT": str(root)}
@@ -212,10 +217,22 @@ def run_job(state: LocalState, kind: str, name: str, clients: Clients) -> None:
     state.update(kind, name, status="Completed", secondary="Completed", ended=now_iso(), model_artifacts=artifacts)
 
 
+def download_manifest(uri: str, target: Path, clients: Clients) -> int:
+    """Download the objects a SageMaker manifest file lists (``[{"prefix": "s3://b/p/"}, "key", ...]``)."""
+    from mlops_core.s3 import read_json
+
+    prefix, *relatives = read_json(uri, clients=clients)
+    for relative in relatives:
+        download_file(prefix["prefix"].rstrip("/") + "/" + relative, target / relative, clients=clients)
+    return len(relatives)
+
+
 def prepare_processing(request: dict, root: Path, clients: Clients) -> list[str]:
     for item in request.get("ProcessingInputs", []):
         source = item.get("S3Input")
-        if source:
+        if source and source.get("S3DataType") == "ManifestFile":
+            download_manifest(source["S3Uri"], under_root(root, source["LocalPath"]), clients)
+        elif source:
             download_prefix(source["S3Uri"], under_root(root, source["LocalPath"]), clients)
     config = root / "config"
     config.mkdir(parents=True, exist_ok=True)

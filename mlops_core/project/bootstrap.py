@@ -9,16 +9,29 @@ from __future__ import annotations
 
 import argparse
 
-from mlops_core import codebuild, codecommit, codepipeline, ecr, iam, s3, ssm, stepfunctions
+from mlops_core import (
+    cloudwatch,
+    codebuild,
+    codecommit,
+    codepipeline,
+    ecr,
+    events,
+    iam,
+    s3,
+    ssm,
+    stepfunctions,
+)
 from mlops_core.aws import Clients, resolve
 from mlops_core.config import Config, add_config_arguments, config_from_args
 from mlops_core.ensure import Action, Ensured
 from mlops_core.errors import ConfigError
 from mlops_core.logs import get_logger
+from mlops_core.project import monitoring
 from mlops_core.project.buildspecs import build_project
 from mlops_core.project.names import ALL_TASKS, BUILD_STAGES, ROLE_KINDS, Project
 from mlops_core.project.pipeline import pipeline_definition
 from mlops_core.project.policies import project_roles
+from mlops_core.sagemaker import monitoring as sagemaker_monitoring
 
 
 def bootstrap(project: Project, *, workflow_definition: dict | None = None, dry_run: bool = False,
@@ -52,6 +65,9 @@ def bootstrap(project: Project, *, workflow_definition: dict | None = None, dry_
         *[lambda task=task: codebuild.ensure_project(build_project(p, task), **common)
           for task in p.tasks],
         lambda: codepipeline.ensure_pipeline(pipeline_definition(p), tags=tags, **common),
+        *[lambda alarm=alarm: cloudwatch.ensure_alarm(alarm, **common) for alarm in monitoring.alarms(p, clients=clients)],
+        lambda: events.ensure_rule(monitoring.retrain_rule(p, [a.name for a in monitoring.alarms(p, clients=clients)]),
+                                   **common),
     ]
     results = []
     for step in steps:
@@ -74,7 +90,12 @@ def teardown(project: Project, *, delete_data: bool = False, clients: Clients | 
     p = project
     log = get_logger("teardown").bind(project=p.name)
     s3.require_bucket_tags(p.bucket, p.tags, clients=clients)  # refuse someone else's bucket up front
-    results = [codepipeline.delete_pipeline(p.pipeline, clients=clients)]
+    schedules = [sagemaker_monitoring.delete_monitoring_schedule(monitoring.schedule_name(p, kind), clients=clients)
+                 for kind in monitoring.SCHEDULE_SUFFIX]  # made by bin/monitor.py: reported when they were there
+    results = [ensured for ensured in schedules if ensured.action is Action.DELETED]
+    results.append(events.delete_rule(p.retrain_rule, clients=clients))
+    results += [cloudwatch.delete_alarm(alarm.name, clients=clients) for alarm in monitoring.alarms(p, clients=clients)]
+    results.append(codepipeline.delete_pipeline(p.pipeline, clients=clients))
     owned = [(task in p.tasks, codebuild.delete_project(p.codebuild_project(task), clients=clients))
              for task in ALL_TASKS]
     owned.append((p.build_stage == "workflow", stepfunctions.delete_state_machine(p.state_machine, clients=clients)))

@@ -24,7 +24,7 @@ BUILD_STAGES = {"jobs": ("ContainerBuild", "Preprocess", "Train", "Evaluate"),
 TASKS_OF = {stage: (*build, "Deploy") for stage, build in BUILD_STAGES.items()}  # build stage -> its tasks
 TASKS = TASKS_OF["jobs"]
 ALL_TASKS = tuple(dict.fromkeys(task for tasks in TASKS_OF.values() for task in tasks))
-ROLE_KINDS = ("codepipeline", "codebuild", "sagemaker", "stepfunctions")
+ROLE_KINDS = ("codepipeline", "codebuild", "sagemaker", "stepfunctions", "events")
 PARAMETER_KEYS = ("bucket-name", "sagemaker-role-arn", "image-uri", "model-name", "model-package-group",
                   "pipeline-name")
 TAG_KEY = "project"
@@ -128,6 +128,11 @@ class Project:
     def tasks(self) -> tuple[str, ...]:
         """The pipeline's CodeBuild tasks with this build stage."""
         return TASKS_OF[self.build_stage]
+
+    @property
+    def retrain_rule(self) -> str:
+        """The EventBridge rule that starts the pipeline when a monitoring alarm fires (``project.monitoring``)."""
+        return resource_name(self.model, "retrain-on-alarm")
 
     @property
     def state_machine(self) -> str:

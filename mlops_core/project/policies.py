@@ -1,4 +1,4 @@
-"""The project's IAM roles: four service roles, each scoped to the project's own resources.
+"""The project's IAM roles: five service roles, each scoped to the project's own resources.
 
 ``project_roles(project)`` gives the roles of a project (CodePipeline, CodeBuild, SageMaker execution,
 Step Functions), each scoped to the project's bucket, repositories, CodeBuild projects, SageMaker jobs by
@@ -100,7 +100,7 @@ def _workflow_statements(project: Project) -> list[dict]:
 
 
 def project_roles(project: Project) -> list[RoleSpec]:
-    """The four roles of a project with their least-privilege inline policies."""
+    """The five roles of a project with their least-privilege inline policies."""
     p = project
     scope = Scope.of(p)
     jobs, register, pass_sagemaker_role, kms = _release_statements(scope)
@@ -176,4 +176,8 @@ def project_roles(project: Project) -> list[RoleSpec]:
         RoleSpec(p.role_name("stepfunctions"), SERVICES["stepfunctions"], stepfunctions_policy(scope),
                  f"Step Functions workflows of project {p.name}", source_account=p.account_id,
                  source_arns=(p.arn("states", f"stateMachine:{p.state_machine}"),)),
+        RoleSpec(p.role_name("events"), SERVICES["events"], policy_document(
+            statement("StartPipeline", ["codepipeline:StartPipelineExecution"], [p.arn("codepipeline", p.pipeline)])),
+            f"EventBridge rule {p.retrain_rule}: monitoring alarms start pipeline {p.pipeline}",
+            source_account=p.account_id, source_arns=(p.arn("events", f"rule/{p.retrain_rule}"),)),
     ]

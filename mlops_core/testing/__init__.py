@@ -8,7 +8,9 @@ and no ``invoke_endpoint`` answers. ``Kit`` hooks a boto3 session's clients to a
   create of a job fails as on AWS (ResourceInUse);
 - ``responder``: ``invoke_endpoint`` answers from a function, with data capture records written as the
   endpoint's config asks;
-- ``calls``: every call made, and the mutating ones (``calls.names()``).
+- ``calls``: every call made, and the mutating ones (``calls.names()``);
+- ``monitoring``: the monitoring schedules moto lacks (create, describe, update, delete, list) against moto's
+  job definitions, and executions a test adds (``monitoring.add_execution(schedule, status, ...)``).
 
 The pytest fixtures (``mlops_core.testing.plugin``, registered through the ``pytest11`` entry point) are
 ``aws_clients``, ``job_statuses``, ``fast_polling``, ``endpoint_responder`` and ``mutating_calls``.
@@ -68,7 +70,8 @@ class CallLog:
 def record_calls(session: Any) -> CallLog:
     """A CallLog of every call made by the clients of ``session`` built from now on."""
     log = CallLog()
-    session.events.register("before-call", lambda model, **_: log.calls.append(
+    # before-parameter-build: also the calls a hook of the kit answers at before-call (monitoring schedules)
+    session.events.register("before-parameter-build", lambda model, **_: log.calls.append(
         (model.service_model.service_name, model.name)))
     return log
 
@@ -149,6 +152,73 @@ class JobStatuses:
 
 Responder = Callable[[bytes, str], "bytes | str"]
 
+MONITORING_DEFINITIONS = {"DataQuality": "describe_data_quality_job_definition",
+                          "ModelQuality": "describe_model_quality_job_definition"}
+
+
+class MonitoringSchedules:
+    """SageMaker's monitoring schedule calls, which moto does not implement, kept in memory; their job
+    definitions must exist in moto. Executions are what a test adds with ``add_execution``."""
+
+    def __init__(self, sagemaker: Callable[[], Any]):
+        self._sagemaker = sagemaker  # an unhooked moto client, for the job definitions
+        self.schedules: dict[str, dict] = {}
+        self.executions: dict[str, list[dict]] = {}
+
+    def add_execution(self, schedule: str, status: str, *, processing_job_arn: str | None = None,
+                      failure_reason: str | None = None, scheduled_time: Any = None) -> dict:
+        """An execution of ``schedule`` (newest last) as ListMonitoringExecutions reports it."""
+        import datetime as dt
+
+        when = scheduled_time or dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=len(self.executions.get(schedule, [])))
+        summary = {"MonitoringScheduleName": schedule, "ScheduledTime": when, "CreationTime": when,
+                   "LastModifiedTime": when, "MonitoringExecutionStatus": status,
+                   **({"ProcessingJobArn": processing_job_arn} if processing_job_arn else {}),
+                   **({"FailureReason": failure_reason} if failure_reason else {})}
+        self.executions.setdefault(schedule, []).append(summary)
+        return summary
+
+    def handle(self, operation: str, params: dict) -> tuple[Any, dict]:
+        name = params.get("MonitoringScheduleName", "")
+        if operation == "ListMonitoringSchedules":
+            return _ok({"MonitoringScheduleSummaries": [
+                {k: v for k, v in s.items() if k != "MonitoringScheduleConfig"} for s in self.schedules.values()]})
+        if operation == "CreateMonitoringSchedule" and name in self.schedules:
+            return _error(400, "ResourceInUse", f"Monitoring schedule {name} already exists")
+        if operation != "CreateMonitoringSchedule" and name not in self.schedules:
+            return _error(400, "ResourceNotFound", f"Monitoring Schedule {name} not found")
+        if operation in ("CreateMonitoringSchedule", "UpdateMonitoringSchedule"):
+            return self._put(name, params["MonitoringScheduleConfig"], operation == "CreateMonitoringSchedule")
+        if operation == "DeleteMonitoringSchedule":
+            del self.schedules[name]
+            return _ok({})
+        runs = self.executions.get(name, [])
+        if operation == "ListMonitoringExecutions":
+            newest = sorted(runs, key=lambda r: r["ScheduledTime"], reverse=params.get("SortOrder") != "Ascending")
+            return _ok({"MonitoringExecutionSummaries": newest[:params.get("MaxResults", 10)]})
+        return _ok({**self.schedules[name], **({"LastMonitoringExecutionSummary": runs[-1]} if runs else {})})
+
+    def _put(self, name: str, config: dict, create: bool) -> tuple[Any, dict]:
+        import datetime as dt
+
+        kind = config.get("MonitoringType", "DataQuality")
+        sagemaker = self._sagemaker()
+        try:
+            definition = getattr(sagemaker, MONITORING_DEFINITIONS[kind])(
+                JobDefinitionName=config["MonitoringJobDefinitionName"])
+        except sagemaker.exceptions.ClientError as exc:
+            return _error(400, "ValidationException", exc.response["Error"]["Message"])
+        job_input = definition.get(f"{kind}JobInput", {})
+        arn = definition["JobDefinitionArn"].rsplit(":", 1)[0] + f":monitoring-schedule/{name}"
+        now = dt.datetime.now(dt.timezone.utc)
+        previous = self.schedules.get(name, {})
+        self.schedules[name] = {
+            "MonitoringScheduleArn": arn, "MonitoringScheduleName": name, "MonitoringScheduleStatus": "Scheduled",
+            "MonitoringType": kind, "CreationTime": previous.get("CreationTime", now), "LastModifiedTime": now,
+            "MonitoringScheduleConfig": config,
+            "EndpointName": job_input.get("EndpointInput", {}).get("EndpointName", "")}
+        return _ok({"MonitoringScheduleArn": arn})
+
 
 class Kit:
     """The hooks on one boto3 session (register before the session's clients are built)."""
@@ -174,6 +244,14 @@ class Kit:
         events.register("before-call.sagemaker.UpdateEndpoint", self._update_endpoint)
         events.register("after-call.sagemaker.DescribeEndpoint", self._endpoint_status)
         events.register("before-call.sagemaker-runtime.InvokeEndpoint", self._invoke)
+        self.monitoring = MonitoringSchedules(lambda: self._client("sagemaker"))
+        for operation in ("Create", "Describe", "Update", "Delete"):
+            events.register(f"before-call.sagemaker.{operation}MonitoringSchedule", self._monitoring)
+        events.register("before-call.sagemaker.ListMonitoringSchedules", self._monitoring)
+        events.register("before-call.sagemaker.ListMonitoringExecutions", self._monitoring)
+
+    def _monitoring(self, model: Any, context: dict, **_: Any) -> Any:
+        return self.monitoring.handle(model.name, context.get("mlops_testing_params", {}))
 
     def _client(self, service: str) -> Any:
         if service not in self._plain_clients:

@@ -1,6 +1,6 @@
 """The pytest fixtures of the test kit (``pip install mlops-core-aws[testing]``; loaded through the
 ``pytest11`` entry point): ``aws_clients``, ``job_statuses``, ``fast_polling``, ``endpoint_responder`` and
-``mutating_calls``. See ``mlops_core.testing``.
+``mutating_calls`` and ``monitoring_schedules``. See ``mlops_core.testing``.
 """
 
 from __future__ import annotations
@@ -67,6 +67,13 @@ def endpoint_responder(mlops_kit: Kit) -> Callable[[str, Responder], None]:
     def register(endpoint: str, respond: Responder) -> None:
         mlops_kit.responders[endpoint] = respond
     return register
+
+
+@pytest.fixture
+def monitoring_schedules(mlops_kit: Kit) -> Any:
+    """The kit's monitoring schedules (moto has none): ``monitoring_schedules.schedules`` by name, and
+    ``add_execution(schedule, status, processing_job_arn=..., failure_reason=...)`` for what a run reports."""
+    return mlops_kit.monitoring
 
 
 @pytest.fixture
