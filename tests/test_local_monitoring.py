@@ -70,7 +70,9 @@ def test_the_monitors_find_drift_on_the_drifted_features_only_and_the_alarm_star
                                           + "/statistics.json")["Body"].read())
     assert [f["name"] for f in statistics["features"]] == list(plan.FEATURES)
     limit = plan.baselined_rmse_limit(project, clients=clients)
-    assert 1.8 < limit < 2.6  # the analyzer's suggested RMSE limit around the baselined ~2.0
+    rmse = json.loads(s3.get_object(Bucket=project.bucket, Key=baselines[MODEL_QUALITY].split("/", 3)[3]
+                                    + "/statistics.json")["Body"].read())["regression_metrics"]["rmse"]["value"]
+    assert 1.8 < rmse < 2.2 and limit == round(rmse * (1 + plan.RMSE_HEADROOM), 4)
     assert clients.cloudwatch.describe_alarms(AlarmNames=["abalone-model-quality-rmse"])["MetricAlarms"][0][
         "Threshold"] == limit
 

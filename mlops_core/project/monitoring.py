@@ -19,7 +19,16 @@ from mlops_core.ensure import Ensured
 from mlops_core.events import Rule, Target
 from mlops_core.naming import resource_name
 from mlops_core.project.names import Project
-from mlops_core.s3 import bucket_exists, list_keys, parse_s3_uri, read_json_if_exists, read_text, s3_uri
+from mlops_core.s3 import (
+    bucket_exists,
+    list_keys,
+    parse_s3_uri,
+    read_json,
+    read_json_if_exists,
+    read_text,
+    s3_uri,
+    write_json,
+)
 from mlops_core.sagemaker.jobs import PROCESSING, wait_job
 from mlops_core.sagemaker.monitoring import (
     DATA_QUALITY,
@@ -38,6 +47,9 @@ DRIFT_NAMESPACE = "/aws/sagemaker/Endpoints/data-metric"
 QUALITY_NAMESPACE = "/aws/sagemaker/Endpoints/model-metrics"
 DRIFT_THRESHOLD = 0.1  # the analyzer's default comparison_threshold for baseline drift
 DEFAULT_RMSE_ALARM = 3.0  # until a model-quality baseline exists: about the training-mean baseline's RMSE
+# The analyzer suggests the baselined metrics themselves as limits, which a sample of normal traffic breaks about
+# half the time; the plan allows errors this much larger (relative) before it calls the model worse than at release.
+RMSE_HEADROOM = 0.15
 SCHEDULE_SUFFIX = {DATA_QUALITY: "data-quality", MODEL_QUALITY: "model-quality"}
 
 
@@ -140,6 +152,23 @@ def retrain_rule(project: Project, alarm_names: list[str]) -> Rule:
                 project.tags)
 
 
+def widen_quality_limits(project: Project, *, clients: Clients | None = None) -> float:
+    """Set the model-quality baseline's limits to errors RMSE_HEADROOM larger than baselined (rmse and mae times
+    1 + headroom, mse times its square, r2 lowered to match that mse), computed from statistics.json so a re-run
+    writes the same; the RMSE limit."""
+    folder = baseline_uri(project, MODEL_QUALITY)
+    metrics = read_json(f"{folder}/statistics.json", clients=clients)["regression_metrics"]
+    constraints = read_json(f"{folder}/constraints.json", clients=clients)
+    factor = 1 + RMSE_HEADROOM
+    limits = {"rmse": metrics["rmse"]["value"] * factor, "mae": metrics["mae"]["value"] * factor,
+              "mse": metrics["mse"]["value"] * factor ** 2, "r2": 1 - (1 - metrics["r2"]["value"]) * factor ** 2}
+    for name, constraint in constraints["regression_constraints"].items():
+        if name in limits:
+            constraint["threshold"] = round(float(limits[name]), 4)
+    write_json(f"{folder}/constraints.json", constraints, clients=clients)
+    return constraints["regression_constraints"]["rmse"]["threshold"]
+
+
 def start_baselines(project: Project, execution_id: str, *, wait: bool = True, retry_failed: bool = False,
                     clients: Clients | None = None) -> dict[str, str]:
     """Both baselines of the release ``execution_id`` (data quality over its training rows, model quality over
@@ -153,6 +182,7 @@ def start_baselines(project: Project, execution_id: str, *, wait: bool = True, r
     if wait:
         for job in jobs.values():
             wait_job(PROCESSING, job, clients=clients, log_lines=20)
+        widen_quality_limits(project, clients=clients)
         for alarm in alarms(project, clients=clients):
             ensure_alarm(alarm, clients=clients)
     return {kind: baseline_uri(project, kind) for kind in jobs}
