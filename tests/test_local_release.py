@@ -147,3 +147,27 @@ def test_the_local_release_runs_end_to_end_and_a_kept_project_releases_again(tmp
     assert retrained["execution_id"] == ingest["release"] and retrained["rows"]["rows"] == 460
     assert "latest approved" in retrained["gate"], "the retrained release is compared with the previous one"
     assert retrained["outcome"] in ("deployed", "rejected")
+
+
+def test_the_demo_monitoring_round_names_the_drifted_features_and_the_alarm_retrains(tmp_path, monkeypatch):
+    from workflows.local_release import run_release
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    lines: list[str] = []
+    summary = run_release(demo_args(tmp_path, "--monitor", "--monitor-rows", "200"), echo=lines.append)
+    assert summary["ok"], "\n".join(lines)
+    normal, drifted = summary["monitoring"]["rounds"]
+    assert normal["data_quality"] == {"status": "Completed", "violations": []}
+    assert normal["model_quality"]["status"] == "Completed" and 0 < normal["model_quality"]["rmse"] < 4
+    assert normal["alarms"] == {"abalone-feature-drift": "OK", "abalone-model-quality-rmse": "OK"}
+    assert drifted["data_quality"]["status"] == "CompletedWithViolations"
+    assert {v["feature"] for v in drifted["data_quality"]["violations"]} == {"length", "diameter"}
+    assert drifted["alarms"]["abalone-feature-drift"] == "ALARM"
+    retraining = summary["monitoring"]["retraining"]
+    assert retraining and summary["releases"][-1]["execution_id"] == retraining
+    assert summary["releases"][-1]["outcome"] in ("deployed", "rejected")
+    saved = json.loads((tmp_path / "out" / "summary.json").read_text())["monitoring"]
+    assert saved["rounds"][1]["data_quality"]["violations"][0]["check"] == "baseline_drift_check"
+    assert any(line.startswith("  violation length: baseline_drift_check") for line in lines)
+    assert any(line.startswith("monitoring drifted: data quality CompletedWithViolations (diameter, length)")
+               for line in lines)
