@@ -70,12 +70,9 @@ def show_status(project, args: argparse.Namespace, clients: Clients) -> int:
         if not endpoint_url:
             raise ConfigError("--run-now needs the embedded AWS (AWS_ENDPOINT_URL from bin/local-aws); on AWS the "
                               "schedules run on their cron expression")
-        from mlops_core.local.monitoring import request_execution
+        from mlops_core.local.monitoring import run_schedules_now
 
-        for name in schedules:
-            request_execution(endpoint_url, name)
-        for name in schedules:
-            monitoring.wait_latest_execution(name, clients=clients)
+        run_schedules_now(endpoint_url, schedules, clients=clients)
     newest_violates = False
     for name in schedules:
         executions = monitoring.latest_executions(name, count=args.count, clients=clients)

@@ -10,7 +10,7 @@ import random
 import pytest
 
 from mlops_core.aws import Clients
-from mlops_core.local.monitoring import pattern_matches, request_execution
+from mlops_core.local.monitoring import pattern_matches
 from mlops_core.project import Project, bootstrap
 from mlops_core.project import monitoring as plan
 from mlops_core.s3 import s3_uri
@@ -18,6 +18,7 @@ from mlops_core.sagemaker import monitoring
 from mlops_core.sagemaker.capture import read_capture, write_capture
 from mlops_core.sagemaker.monitoring import DATA_QUALITY, MODEL_QUALITY
 from workflows.data import abalone_data
+from workflows.local_monitoring import run_monitors as run
 
 pytestmark = pytest.mark.slow
 CAPTURE = {"EnableCapture": True, "InitialSamplingPercentage": 100, "DestinationS3Uri": "",
@@ -42,13 +43,6 @@ def capture(aws_s3, rows, round_name: str, error_sd: float, rng: random.Random, 
                       json.dumps(answer).encode(), "application/json", inference_id)
         labels[inference_id] = row[8]
     return labels
-
-
-def run(project: Project, endpoint_url: str, clients: Clients) -> dict[str, monitoring.Execution]:
-    names = {kind: plan.schedule_name(project, kind) for kind in plan.SCHEDULE_SUFFIX}
-    for name in names.values():
-        request_execution(endpoint_url, name)
-    return {kind: monitoring.wait_latest_execution(name, clients=clients) for kind, name in names.items()}
 
 
 def test_the_monitors_find_drift_on_the_drifted_features_only_and_the_alarm_starts_the_pipeline(local_env, local_aws):

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mlops_core.aws import Clients
-from mlops_core.local.monitoring import request_execution
+from mlops_core.local.monitoring import run_schedules_now
 from mlops_core.project import Project
 from mlops_core.project import monitoring as plan
 from mlops_core.s3 import read_json_if_exists
@@ -44,10 +44,9 @@ def send(endpoint: str, rows: Sequence[Sequence], round_name: str, clients: Clie
 
 def run_monitors(project: Project, endpoint_url: str, clients: Clients) -> dict[str, monitoring.Execution]:
     """Run both schedules now (the embedded AWS's stand-in for the hourly run) and wait for them."""
-    names = {kind: plan.schedule_name(project, kind) for kind in plan.SCHEDULE_SUFFIX}
-    for name in names.values():
-        request_execution(endpoint_url, name)
-    return {kind: monitoring.wait_latest_execution(name, clients=clients) for kind, name in names.items()}
+    kinds = list(plan.SCHEDULE_SUFFIX)
+    executions = run_schedules_now(endpoint_url, [plan.schedule_name(project, kind) for kind in kinds], clients=clients)
+    return dict(zip(kinds, executions, strict=True))
 
 
 def traffic_round(project: Project, round_name: str, rows: Sequence[Sequence], endpoint_url: str, clients: Clients,

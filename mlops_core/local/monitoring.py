@@ -24,6 +24,8 @@ from mlops_core.sagemaker.monitoring import (
     OPERATIONS,
     OUTPUT_PATH,
     VIOLATION_STATUS,
+    Execution,
+    wait_latest_execution,
 )
 
 KIND = "schedules"
@@ -340,3 +342,10 @@ def request_execution(endpoint_url: str, schedule: str) -> dict:
         detail = json.loads(error.read() or b"{}").get("message", "")
         raise RuntimeError(f"the embedded AWS at {endpoint_url} did not run schedule {schedule}: "
                            f"HTTP {error.code} {detail}") from None
+
+
+def run_schedules_now(endpoint_url: str, schedules: list[str], *, clients: Clients | None = None) -> list[Execution]:
+    """Run ``schedules`` now in the embedded AWS at ``endpoint_url`` and wait for their executions (in order)."""
+    for name in schedules:
+        request_execution(endpoint_url, name)
+    return [wait_latest_execution(name, clients=clients) for name in schedules]
