@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from mlops_core.aws import Clients
 from mlops_core.local.runtime import LocalSageMaker, LocalState, now_iso, sagemaker_error
 from mlops_core.logs import get_logger
-from mlops_core.naming import resource_name
 from mlops_core.s3 import list_keys, parse_s3_uri, read_json_if_exists, write_json
 from mlops_core.sagemaker.monitoring import (
     DATA_QUALITY,
@@ -149,7 +149,7 @@ class LocalMonitoring:
         config = record["MonitoringScheduleConfig"]
         definition = self._definition(config)
         when = dt.datetime.now(dt.timezone.utc)
-        job = resource_name(schedule, when.strftime("%Y%m%d%H%M%S"))
+        job = f"model-monitoring-{when:%Y%m%d%H%M}-{uuid.uuid4().hex[:8]}"  # as SageMaker names them
         response = self._sagemaker.create_processing_job(**self._job_request(job, record, definition, when))
         execution = {"scheduled": when.isoformat(), "status": "InProgress", "job": job,
                      "job_arn": response["ProcessingJobArn"], "definition": config["MonitoringJobDefinitionName"]}

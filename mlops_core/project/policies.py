@@ -115,7 +115,10 @@ def project_roles(project: Project) -> list[RoleSpec]:
                       for task in p.tasks for stream in ("", ":*")]
     job_streams = [p.arn("logs", f"log-group:/aws/sagemaker/{group}:log-stream:{p.model}-{step}-*")
                    for group, step in (("ProcessingJobs", PREPROCESS), ("TrainingJobs", TRAIN),
-                                       ("ProcessingJobs", EVALUATE))]
+                                       ("ProcessingJobs", EVALUATE), ("ProcessingJobs", "baseline"))]
+    # the processing jobs SageMaker starts for the monitoring schedules are named model-monitoring-{time}-{id}:
+    # a name of SageMaker's choosing, the only one their log streams can be scoped to
+    monitoring_streams = [p.arn("logs", "log-group:/aws/sagemaker/ProcessingJobs:log-stream:model-monitoring-*")]
     job_groups = [p.arn("logs", f"log-group:/aws/sagemaker/{group}") for group in ("ProcessingJobs", "TrainingJobs")]
     sagemaker_logs = [*job_groups, *(p.arn("logs", f"log-group:/aws/sagemaker/Endpoints/{p.model}{stream}")
                                      for stream in ("", ":*"))]
@@ -169,7 +172,7 @@ def project_roles(project: Project) -> list[RoleSpec]:
             ecr_login,
             statement("ImagePull", ecr_pull, [repository]),
             statement("Logs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
-                               "logs:DescribeLogStreams"], [*sagemaker_logs, *job_streams]),
+                               "logs:DescribeLogStreams"], [*sagemaker_logs, *job_streams, *monitoring_streams]),
             statement("Metrics", ["cloudwatch:PutMetricData"], "*",
                    {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "aws/sagemaker/*"]}}),
             *kms), f"SageMaker jobs and endpoints of project {p.name}", source_account=p.account_id),
