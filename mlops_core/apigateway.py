@@ -174,13 +174,13 @@ def _ensure_named(apigateway: Any, api_id: str, kind: str, wanted: Mapping[str, 
 
 
 def _ensure_stage(apigateway: Any, api_id: str, spec: RestApiSpec, tags: Mapping[str, str], dry_run: bool,
-                  changes: list[str]) -> None:
-    """The stage on a deployment of this definition, with the throttle on every method."""
+                  changes: list[str], redeploy: bool = False) -> None:
+    """The stage on a deployment of this definition (a new one with ``redeploy``), the throttle on every method."""
     description = f"{spec.name} definition {spec.definition}"
     stage = _get(apigateway.get_stage, restApiId=api_id, stageName=spec.stage) if api_id else None
     deployed = stage and _get(apigateway.get_deployment, restApiId=api_id,
                                           deploymentId=stage["deploymentId"])
-    if not deployed or deployed.get("description") != description:
+    if redeploy or not deployed or deployed.get("description") != description:
         changes.append("deployment")
         if not dry_run:
             deployment = apigateway.create_deployment(restApiId=api_id, description=description)["id"]
@@ -230,6 +230,12 @@ def ensure_rest_api(spec: RestApiSpec, *, tags: Mapping[str, str] | None = None,
             resource_id = _ensure_resource(apigateway, api_id, resources, method.path)
             _put_method(apigateway, {"restApiId": api_id, "resourceId": resource_id, "httpMethod": method.http_method},
                         method, validator_ids, exists=bool(existing))
+    wanted = {(method.path, method.http_method) for method in spec.methods}
+    for path, resource in resources.items():  # the API belongs to the spec: methods it does not name go
+        for http_method in sorted(set(resource.get("resourceMethods") or {}) - {m for p, m in wanted if p == path}):
+            changes.append(f"remove method {http_method} {path}")
+            if not dry_run:
+                apigateway.delete_method(restApiId=api_id, resourceId=resource["id"], httpMethod=http_method)
     for response_type, args in spec.gateway_responses.items():
         found = _get(apigateway.get_gateway_response, restApiId=api_id,
                                  responseType=response_type) if api_id else None
@@ -237,7 +243,8 @@ def ensure_rest_api(spec: RestApiSpec, *, tags: Mapping[str, str] | None = None,
             changes.append(f"gateway response {response_type}")
             if not dry_run:
                 apigateway.put_gateway_response(restApiId=api_id, responseType=response_type, **args)
-    _ensure_stage(apigateway, api_id, spec, tags, dry_run, changes)
+    _ensure_stage(apigateway, api_id, spec, tags, dry_run, changes,
+                  redeploy=any(change.startswith("remove method") for change in changes))
     if created:
         log.info("created", kind=KIND, name=spec.name, id=api_id)
     return result(KIND, spec.name, created=created, changes=None if created else changes, dry_run=dry_run,

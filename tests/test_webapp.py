@@ -152,3 +152,27 @@ def test_the_page_in_a_real_browser_predicts_an_age_and_explains_a_bad_value(cal
         print(f"screenshots in {ARTEFACTS}; browser part {time.monotonic() - started:.1f} s")
     finally:
         browser.quit()
+
+
+def test_keep_serving_prints_the_page_url_and_serves_it_until_ctrl_c(monkeypatch):
+    """bin/demo --keep-serving: the page's URL is printed and answers while the demo waits for Ctrl-C."""
+    import urllib.request
+    from types import SimpleNamespace
+
+    from workflows import local_release
+
+    lines: list[str] = []
+
+    def interrupt(_seconds):
+        url = next(line for line in lines if line.startswith("Age Calculator: open ")).split()[3]
+        with urllib.request.urlopen(url, timeout=10) as page:
+            assert b"Abalone Age Calculator" in page.read()
+        with urllib.request.urlopen(url + "config.js", timeout=10) as config:
+            assert config.read() == b'window.AGE_CALCULATOR_CONFIG = {"apiUrl": ""};\n'
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(local_release.time, "sleep", interrupt)
+    aws = SimpleNamespace(runtime=SimpleNamespace(read=lambda kind, name: {"port": 8080}),
+                          endpoint_url="http://127.0.0.1:1")
+    local_release.serve_until_interrupted(aws, ENDPOINT, lines.append)
+    assert lines[-1] == "stopping"

@@ -129,6 +129,18 @@ def test_another_endpoint_updates_the_method_and_redeploys_only(aws, recorder):
     assert recorder.mutating == []
 
 
+def test_a_method_the_spec_does_not_name_is_removed(aws):
+    bootstrap(project(), clients=aws)
+    api_id = apigateway.find_rest_api(WebappNames(project()).api, clients=aws)["id"]
+    resources = {r["path"]: r["id"] for r in aws.apigateway.get_resources(restApiId=api_id)["items"]}
+    aws.apigateway.put_method(restApiId=api_id, resourceId=resources["/predict"], httpMethod="GET",
+                              authorizationType="NONE")
+    [api] = [r for r in bootstrap(project(), clients=aws) if r.kind == "api gateway rest api"]
+    assert api.details["changes"] == ["remove method GET /predict", "deployment"]
+    assert set(aws.apigateway.get_resource(restApiId=api_id, resourceId=resources["/predict"])["resourceMethods"]) == {
+        "POST", "OPTIONS"}
+
+
 def test_teardown_removes_every_webapp_resource_and_can_run_twice(aws):
     names = WebappNames(project())
     bootstrap(project(), clients=aws)
@@ -146,3 +158,14 @@ def test_teardown_removes_every_webapp_resource_and_can_run_twice(aws):
 def test_without_the_webapp_setting_nothing_of_it_is_created_or_reported(aws):
     assert not webapp_results(bootstrap(project(webapp=False), clients=aws))
     assert not webapp_results(teardown(project(webapp=False), clients=aws))
+
+
+def test_the_bootstrap_script_prints_the_page_and_the_api(aws, capsys):
+    from tests.test_cicd_bootstrap import _script
+
+    assert _script("bootstrap").main(["--project", "abalone", "--webapp", "--no-tls-policy"], clients=aws) == 0
+    out = capsys.readouterr().out
+    domain = cloudfront.find_distribution(WebappNames(project()).distribution, clients=aws)["DomainName"]
+    api_id = apigateway.find_rest_api(WebappNames(project()).api, clients=aws)["id"]
+    assert f"page:      https://{domain}/ (the Age Calculator)" in out
+    assert f"API:       POST https://{api_id}.execute-api.us-east-1.amazonaws.com/prod/predict" in out
