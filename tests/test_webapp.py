@@ -28,6 +28,7 @@ BUCKET = "webapp-models"
 ENDPOINT = "abalone"
 ROWS = [line.split(",") for line in abalone_data().read_text().split()]
 ROW = ROWS[3]  # M,0.44,0.365,0.125,0.516,0.2155,0.114,0.155 with 10 rings: a typical adult
+PHONE = {"width": 390, "height": 1150, "pixelRatio": 1.0}  # a phone-width screen
 HYPERPARAMETERS = {"epochs": "25", "networks": "1", "patience": "5", "batch_size": "32"}
 
 
@@ -103,9 +104,9 @@ def chromium(tmp_path: Path):
     options.binary_location = browser
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium-profile'}",
-                 "--window-size=412,1000"):  # a phone-width window
+                 "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
         options.add_argument(flag)
+    options.add_experimental_option("mobileEmulation", {"deviceMetrics": PHONE})
     return webdriver.Chrome(service=Service(executable_path=driver), options=options)
 
 
@@ -131,7 +132,11 @@ def test_the_page_in_a_real_browser_predicts_an_age_and_explains_a_bad_value(cal
     browser = chromium(tmp_path)
     try:
         browser.get(calculator.url)
-        assert browser.find_element(By.CSS_SELECTOR, 'label[for="length"]').text == "Length"
+        assert browser.execute_script("return window.innerWidth") == PHONE["width"]
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= PHONE["width"], \
+            "nothing may stick out sideways on a phone"
+        assert browser.find_element(By.CSS_SELECTOR, 'label[for="length"]').text == "Length"  # labelled inputs
+        assert browser.find_element(By.ID, "length").get_attribute("aria-describedby") == "length-hint length-message"
         fill(browser, ROW)
         result = WebDriverWait(browser, 20).until(visible.visibility_of_element_located((By.ID, "result")))
         rings, age = (float(browser.find_element(By.ID, key).text) for key in ("rings", "age"))
