@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from mlops_core.aws import Clients, error_code, resolve
+from mlops_core.aws import Clients, error_code, partition_of, resolve
 from mlops_core.ensure import (
     Action,
     Ensured,
@@ -248,8 +248,9 @@ def ensure_rest_api(spec: RestApiSpec, *, tags: Mapping[str, str] | None = None,
     if created:
         log.info("created", kind=KIND, name=spec.name, id=api_id)
     return result(KIND, spec.name, created=created, changes=None if created else changes, dry_run=dry_run,
-                  arn=api_id and f"arn:aws:apigateway:{clients.region}::/restapis/{api_id}",
-                  id=api_id, url=api_id and stage_url(api_id, clients.region, spec.stage))
+                  arn=f"arn:{partition_of(clients.region)}:apigateway:{clients.region}::/restapis/{api_id}"
+                  if api_id else None, id=api_id or None, url=stage_url(api_id, clients.region, spec.stage)
+                  if api_id else None)
 
 
 def delete_rest_api(name: str, *, clients: Clients | None = None) -> Ensured:
