@@ -154,6 +154,14 @@ def test_the_page_in_a_real_browser_predicts_an_age_and_explains_a_bad_value(cal
         assert browser.find_element(By.ID, "length").get_attribute("aria-invalid") == "true"
         assert not browser.find_element(By.ID, "result").is_displayed()
         browser.save_screenshot(str(ARTEFACTS / "age-calculator-bad-value.png"))
+
+        with WebappServer("no-such-endpoint", clients=calculator.clients) as broken:  # the API refuses
+            browser.get(broken.url)
+            fill(browser, ROW)
+            error = WebDriverWait(browser, 20).until(visible.visibility_of_element_located((By.ID, "error")))
+            assert error.text.startswith("The calculator refused the measurements (400): ")
+            assert "no-such-endpoint" in error.text and not browser.find_element(By.ID, "result").is_displayed()
+            browser.save_screenshot(str(ARTEFACTS / "age-calculator-refused.png"))
         print(f"screenshots in {ARTEFACTS}; browser part {time.monotonic() - started:.1f} s")
     finally:
         browser.quit()
