@@ -114,7 +114,7 @@ def find_rest_api(name: str, *, clients: Clients | None = None) -> dict | None:
     return found[0] if found else None
 
 
-def _resource_ids(apigateway: Any, api_id: str) -> dict[str, dict]:
+def _resources(apigateway: Any, api_id: str) -> dict[str, dict]:
     """path -> the resource with its methods embedded."""
     pages = apigateway.get_paginator("get_resources").paginate(restApiId=api_id, embed=["methods"])
     return {item["path"]: item for page in pages for item in page.get("items", [])}
@@ -178,8 +178,7 @@ def _ensure_stage(apigateway: Any, api_id: str, spec: RestApiSpec, tags: Mapping
     """The stage on a deployment of this definition (a new one with ``redeploy``), the throttle on every method."""
     description = f"{spec.name} definition {spec.definition}"
     stage = _get(apigateway.get_stage, restApiId=api_id, stageName=spec.stage) if api_id else None
-    deployed = stage and _get(apigateway.get_deployment, restApiId=api_id,
-                                          deploymentId=stage["deploymentId"])
+    deployed = stage and _get(apigateway.get_deployment, restApiId=api_id, deploymentId=stage["deploymentId"])
     if redeploy or not deployed or deployed.get("description") != description:
         changes.append("deployment")
         if not dry_run:
@@ -220,7 +219,7 @@ def ensure_rest_api(spec: RestApiSpec, *, tags: Mapping[str, str] | None = None,
                 {"op": "replace", "path": "/description", "value": spec.description}])
     validator_ids = _ensure_named(apigateway, api_id, "request_validator", spec.validators, dry_run, changes)
     _ensure_named(apigateway, api_id, "model", spec.models, dry_run, changes)
-    resources = _resource_ids(apigateway, api_id) if api_id else {}
+    resources = _resources(apigateway, api_id) if api_id else {}
     for method in spec.methods:
         existing = resources.get(method.path, {}).get("resourceMethods", {}).get(method.http_method)
         if existing and contains(existing, method.described(validator_ids)):
@@ -238,7 +237,7 @@ def ensure_rest_api(spec: RestApiSpec, *, tags: Mapping[str, str] | None = None,
                 apigateway.delete_method(restApiId=api_id, resourceId=resource["id"], httpMethod=http_method)
     for response_type, args in spec.gateway_responses.items():
         found = _get(apigateway.get_gateway_response, restApiId=api_id,
-                                 responseType=response_type) if api_id else None
+                     responseType=response_type) if api_id else None
         if not found or not contains(found, args):
             changes.append(f"gateway response {response_type}")
             if not dry_run:

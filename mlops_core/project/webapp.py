@@ -30,9 +30,10 @@ THROTTLE = {"rateLimit": 10.0, "burstLimit": 20}  # requests per second for the 
 QUOTA = {"limit": 10000, "period": "DAY"}
 MAX_ROWS = 500  # rows one JSON request may hold (the model's request validator)
 CORS_HEADERS = "Content-Type,Accept"
-# the container's message of a refused row (ModelError's OriginalMessage), else SageMaker's own message
+# the container's message of a refused row (ModelError's OriginalMessage), else SageMaker's own (message or Message)
 REFUSAL = ("#set($original = $input.path('$.OriginalMessage'))#if(\"$!original\" != \"\")$original#{else}"
-           "{\"error\": \"$util.escapeJavaScript($input.path('$.message'))\"}#end")
+           "#set($message = $input.path('$.message'))#if(\"$!message\" == \"\")#set($message = $input.path('$.Message'))"
+           "#end{\"error\": \"$util.escapeJavaScript($message)\"}#end")
 
 
 class WebappNames:
