@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Create or update a project's CI/CD resources: bucket, ECR repository, IAM roles, SSM parameters,
 CodeCommit repository, CodeBuild projects and the release pipeline (with ``--build-stage workflow`` also
-the Step Functions ML workflow, which one Build action runs instead of Preprocess / Train / Evaluate).
+the Step Functions ML workflow, which one Build action runs instead of Preprocess / Train / Evaluate; with
+``--webapp`` also the Age Calculator: its page on CloudFront and its API Gateway API in front of the endpoint).
 Safe to re-run: what is already right is left alone. ``--dry-run`` prints the plan without changing anything.
 
-    python bin/bootstrap.py --project abalone [--build-stage workflow] [--dry-run]
+    python bin/bootstrap.py --project abalone [--build-stage workflow] [--webapp] [--dry-run]
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ def main(argv: list[str] | None = None, *, clients: Clients | None = None) -> in
     print(f"bucket:    s3://{project.bucket}")
     print(f"images:    {project.image_repository_uri}:{{EXECUTION_ID}} (training) and "
           f":{{EXECUTION_ID}}-serve (inference), pushed by the ContainerBuild action")
+    for ensured in results:
+        if ensured.kind == "cloudfront distribution" and ensured.details.get("domain"):
+            print(f"page:      https://{ensured.details['domain']}/ (the Age Calculator)")
+        if ensured.kind == "api gateway rest api" and ensured.details.get("url"):
+            print(f"API:       POST {ensured.details['url']}/predict (python bin/system_test.py --api-url "
+                  f"{ensured.details['url']})")
     return 0
 
 

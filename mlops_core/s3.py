@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -130,14 +130,17 @@ def merge_policy(current: dict | None, ours: dict) -> dict:
 
 
 def _bucket_settings(s3: Any, bucket: str, kms_key_arn: str | None, tags: Mapping[str, str],
-                     tls_only: bool, partition: str) -> dict[str, tuple[Callable[[], Any], Any, Callable[[], Any]]]:
+                     tls_only: bool, partition: str, statements: Sequence[dict] = (),
+                     ) -> dict[str, tuple[Callable[[], Any], Any, Callable[[], Any]]]:
     """label -> (read the current value, the desired value or a function giving it, write the desired value)."""
     encryption = encryption_configuration(kms_key_arn)
     current_policy = functools.cache(
         lambda: _read(lambda: normalize_document(s3.get_bucket_policy(Bucket=bucket)["Policy"])))
+    ours = {"Version": "2012-10-17", "Statement": [
+        *(tls_only_policy(bucket, partition)["Statement"] if tls_only else []), *statements]}
 
     def policy() -> dict:  # ours merged into what is there (read once, and only when needed)
-        return normalize_document(merge_policy(current_policy(), tls_only_policy(bucket, partition)))
+        return normalize_document(merge_policy(current_policy(), ours))
 
     def write_tags() -> None:  # keep tags that others set
         merged = {**bucket_tags(bucket, s3=s3), **tags}
@@ -156,16 +159,18 @@ def _bucket_settings(s3: Any, bucket: str, kms_key_arn: str | None, tags: Mappin
         "policy": (current_policy, policy, lambda: s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy()))),
         "tags": (lambda: bucket_tags(bucket, s3=s3), dict(tags), write_tags),
     }
-    if not tls_only:
+    if not ours["Statement"]:
         del settings["policy"]
     return settings
 
 
 def ensure_bucket(bucket: str, *, kms_key_arn: str | None = None, tags: Mapping[str, str] | None = None,
-                  tls_only: bool = True, dry_run: bool = False, clients: Clients | None = None) -> Ensured:
+                  tls_only: bool = True, policy_statements: Sequence[dict] = (), dry_run: bool = False,
+                  clients: Clients | None = None) -> Ensured:
     """Create or fix a bucket: versioning, default encryption, public access block, TLS-only policy, tags.
 
-    The TLS-only statement is merged into the bucket policy by its Sid; statements others wrote are kept.
+    The TLS-only statement and ``policy_statements`` (each with a Sid) are merged into the bucket policy by their
+    Sid; statements others wrote are kept.
 
     ``tls_only=False`` leaves the bucket policy alone: only for moto, whose bucket policy check ignores
     conditions and so turns the TLS-only deny into a deny of every object request.
@@ -179,7 +184,7 @@ def ensure_bucket(bucket: str, *, kms_key_arn: str | None = None, tags: Mapping[
         s3.create_bucket(Bucket=bucket, **location)
     changes = []
     for label, (read, desired, write) in _bucket_settings(s3, bucket, kms_key_arn, tags or {}, tls_only,
-                                                          partition).items():
+                                                          partition, policy_statements).items():
         if created or not contains(read(), desired() if callable(desired) else desired):
             changes.append(label)
             if not dry_run:
@@ -251,3 +256,18 @@ def delete_bucket(bucket: str, *, required_tags: Mapping[str, str] | None = None
     objects = empty_bucket(bucket, clients=clients)
     clients.s3.delete_bucket(Bucket=bucket)
     return Ensured(Action.DELETED, "s3 bucket", bucket, details={"objects_deleted": objects})
+
+
+def ensure_object(bucket: str, key: str, body: bytes, *, content_type: str, dry_run: bool = False,
+                  clients: Clients | None = None) -> Ensured:
+    """Put ``body`` at ``key`` unless the object there already holds it (its ``sha256`` metadata says so)."""
+    import hashlib
+
+    s3, digest = resolve(clients).s3, hashlib.sha256(body).hexdigest()
+    current = _read(lambda: s3.head_object(Bucket=bucket, Key=key))
+    same = current is not None and current.get("Metadata", {}).get("sha256") == digest \
+        and current.get("ContentType") == content_type
+    if not same and not dry_run:
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, Metadata={"sha256": digest})
+    return result("s3 object", s3_uri(bucket, key), created=current is None, changes=None if same else ["content"],
+                  dry_run=dry_run)

@@ -10,6 +10,7 @@ import pytest
 from mlops_core.iam import SERVICES, WILDCARD_ONLY, trust_policy
 from mlops_core.project import Project
 from mlops_core.project.policies import project_roles
+from mlops_core.project.webapp import WebappNames, site_bucket_statement, webapp_role
 from workflows.ml_workflow import workflow_role_policy
 
 # The actions allowed on "Resource": "*", each with the reason AWS gives no narrower resource.
@@ -231,6 +232,12 @@ def generated_documents() -> list[tuple[str, dict]]:
             documents.append((f"{project.name}/{role.name} trust",
                               trust_policy(role.service, role.source_account, role.source_arns)))
         documents.append((f"{project.bucket} policy", tls_only_policy(project.bucket, project.partition)))
+        role, names = webapp_role(project), WebappNames(project)  # the Age Calculator's API role and page bucket
+        documents += [(f"{project.name}/{role.name}", role.policy),
+                      (f"{project.name}/{role.name} trust", trust_policy(role.service, role.source_account,
+                                                                         role.source_arns)),
+                      (f"{names.bucket} policy", {"Version": "2012-10-17", "Statement": [site_bucket_statement(
+                          project, names.bucket, project.arn("cloudfront", "distribution/E123", region=False))]})]
     documents.append(("workflow role", workflow_role_policy(
         bucket="b-bucket", model="abalone", sagemaker_role_arn=PROJECTS[0].role_arn("sagemaker"), region="eu-west-1",
         account="123456789012")))
@@ -265,3 +272,15 @@ def test_every_suppressed_linter_finding_still_occurs():
             for key in linter_keys(f)}
     assert set(LINTER_SUPPRESSIONS) <= seen
 
+
+
+@pytest.mark.parametrize("project", PROJECTS[:2], ids=lambda p: p.name)
+def test_the_age_calculator_api_may_only_invoke_the_project_endpoint(project):
+    role = webapp_role(project)
+    assert role.policy["Statement"] == [{
+        "Sid": "InvokeEndpoint", "Effect": "Allow", "Action": ["sagemaker:InvokeEndpoint"],
+        "Resource": [f"arn:aws:sagemaker:{project.region}:123456789012:endpoint/{project.model.lower()}"]}]
+    trust = trust_policy(role.service, role.source_account, role.source_arns)["Statement"][0]
+    assert trust["Principal"] == {"Service": "apigateway.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"},
+                                  "ArnLike": {"aws:SourceArn": [f"arn:aws:execute-api:{project.region}:123456789012:*"]}}

@@ -384,14 +384,20 @@ def save_outputs(bucket: str, prefix: str, target: Path, clients: Clients) -> li
 
 
 def serve_until_interrupted(aws: EmbeddedAws, endpoint: str, echo: Callable[[str], None]) -> None:
+    """Keep the endpoint up, with the Age Calculator page and its API in front of it, until Ctrl-C."""
+    from mlops_core.local.webapp_server import WebappServer
+
     record = aws.runtime.read("endpoints", endpoint) or {}
     echo(f"endpoint {endpoint} serving on http://127.0.0.1:{record.get('port')}/invocations "
-         f"(or invoke_endpoint with AWS_ENDPOINT_URL={aws.endpoint_url}); Ctrl-C to stop")
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        echo("stopping")
+         f"(or invoke_endpoint with AWS_ENDPOINT_URL={aws.endpoint_url})")
+    with WebappServer(endpoint, clients=Clients()) as page:
+        echo(f"Age Calculator: open {page.url} (its API: POST {page.url}predict with raw rows as text/csv "
+             "or JSON); Ctrl-C to stop")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            echo("stopping")
 
 
 def finish(summary: dict, out: Path, echo: Callable[[str], None], ok: bool) -> dict:
@@ -464,7 +470,8 @@ def parser() -> argparse.ArgumentParser:
                    help="who approves a release: the quality gate (default) or you, asked at the terminal")
     p.add_argument("--samples", type=int, default=5, help="rows sent to the endpoint at the end")
     p.add_argument("--execution-id", help="resume this release instead of starting a new one")
-    p.add_argument("--keep-serving", action="store_true", help="keep the endpoint up until Ctrl-C")
+    p.add_argument("--keep-serving", action="store_true",
+                   help="keep the endpoint up, with the Age Calculator page on 127.0.0.1 in front of it, until Ctrl-C")
     p.add_argument("--engine", choices=["process", "container"], default="process",
                    help="run jobs and endpoints as processes (default, fast) or in the images built from "
                         "model_container/Dockerfile by Podman (bin/container-engine installs it)")

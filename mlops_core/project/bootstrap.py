@@ -31,6 +31,7 @@ from mlops_core.project.buildspecs import build_project
 from mlops_core.project.names import ALL_TASKS, BUILD_STAGES, ROLE_KINDS, Project
 from mlops_core.project.pipeline import pipeline_definition
 from mlops_core.project.policies import project_roles
+from mlops_core.project.webapp import delete_webapp, webapp_steps
 from mlops_core.sagemaker import monitoring as sagemaker_monitoring
 
 
@@ -68,6 +69,7 @@ def bootstrap(project: Project, *, workflow_definition: dict | None = None, dry_
         *[lambda alarm=alarm: cloudwatch.ensure_alarm(alarm, **common) for alarm in monitoring.alarms(p, clients=clients)],
         lambda: events.ensure_rule(monitoring.retrain_rule(p, [a.name for a in monitoring.alarms(p, clients=clients)]),
                                    **common),
+        *(webapp_steps(p, **common) if p.webapp else []),
     ]
     results = []
     for step in steps:
@@ -101,6 +103,7 @@ def teardown(project: Project, *, delete_data: bool = False, clients: Clients | 
     owned.append((p.build_stage == "workflow", stepfunctions.delete_state_machine(p.state_machine, clients=clients)))
     results += [ensured for own, ensured in owned if own or ensured.action is Action.DELETED]
     results += codebuild.delete_build_logs(f"{p.name}-", clients=clients)
+    results += [ensured for ensured in delete_webapp(p, clients=clients) if p.webapp or ensured.changed]
     results.append(codecommit.delete_repository(p.code_repository, clients=clients))
     results += [ssm.delete_parameter(name, clients=clients) for name in p.parameters()]
     results.append(ecr.delete_repository(p.ecr_repository, clients=clients))
@@ -129,7 +132,8 @@ def describe_results(results: list[Ensured]) -> list[str]:
 
 NAMING_SETTINGS = ("project_name", "model_name", "pipeline_name", "bucket_name", "aws_region")
 PIPELINE_SETTINGS = ("threshold", "epochs", "batch_size")
-BOOTSTRAP_OPTIONS = ("kms_key_arn", "keep_images", "data_trigger_key", "seed_branches", "tls_only", "build_stage")
+BOOTSTRAP_OPTIONS = ("kms_key_arn", "keep_images", "data_trigger_key", "seed_branches", "tls_only", "build_stage",
+                     "webapp")
 
 
 def add_project_arguments(parser: argparse.ArgumentParser, *, bootstrap: bool = True) -> None:
@@ -148,6 +152,8 @@ def add_project_arguments(parser: argparse.ArgumentParser, *, bootstrap: bool = 
     parser.add_argument("--build-stage", choices=tuple(BUILD_STAGES),
                         help="the pipeline's Build stage: 'jobs' (default), separate Preprocess, Train and Evaluate "
                              "actions; 'workflow', one action running the Step Functions ML workflow")
+    parser.add_argument("--webapp", action="store_true", default=None,
+                        help="also the Age Calculator: its page on CloudFront and its API Gateway API on the endpoint")
     parser.add_argument("--no-tls-policy", dest="tls_only", action="store_false", default=None,
                         help="skip the bucket's TLS-only policy (only for moto's server, which ignores its condition)")
 

@@ -64,6 +64,7 @@ class Project:
     tls_only: bool = True  # False only on moto (see mlops_core.s3.ensure_bucket)
     build_stage: str = "jobs"  # "jobs": Preprocess/Train/Evaluate actions; "workflow": one Step Functions action
     retry_failed: bool = True  # a Retry of a failed step in CodePipeline starts a fresh attempt of its job
+    webapp: bool = False  # the Age Calculator too: its page behind CloudFront, its API in front of the endpoint
 
     def __post_init__(self) -> None:
         if self.build_stage not in BUILD_STAGES:
