@@ -213,3 +213,27 @@ def test_teardown_removes_schedules_definitions_alarms_rule_and_role(aws, projec
     assert aws.events.list_rules()["Rules"] == []
     again = teardown(project, delete_data=True, clients=aws)
     assert {r.action for r in again} == {Action.ABSENT}
+
+
+def test_every_request_matches_botocores_service_model(project):
+    import botocore.session
+    from botocore.validate import validate_parameters
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+
+    def check(operation: str, request: dict) -> None:
+        validate_parameters(request, model.operation_model(operation).input_shape)  # raises on any mismatch
+
+    baseline = plan.baseline_spec(project, DATA_QUALITY, "s3://b/abalone/monitoring/baseline-input/r1/x.csv", "r1")
+    check("CreateProcessingJob", baseline.job().request())
+    check("CreateProcessingJob", plan.baseline_spec(project, MODEL_QUALITY, "s3://b/p.csv", "r1").job().request())
+    for kind, operation in ((DATA_QUALITY, "CreateDataQualityJobDefinition"),
+                            (MODEL_QUALITY, "CreateModelQualityJobDefinition")):
+        spec = plan.monitor_spec(project, kind)
+        check(operation, {"JobDefinitionName": spec.definition_name, **spec.definition()})
+        check("CreateMonitoringSchedule", {"MonitoringScheduleName": spec.schedule_name, "MonitoringScheduleConfig": {
+            "ScheduleConfig": {"ScheduleExpression": spec.schedule_expression},
+            "MonitoringJobDefinitionName": spec.definition_name, "MonitoringType": kind}})
+    from botocore.exceptions import ParamValidationError
+    with pytest.raises(ParamValidationError):  # the check itself can fail
+        check("CreateMonitoringSchedule", {"MonitoringScheduleName": "x", "MonitoringScheduleConfig": {"Bogus": 1}})
