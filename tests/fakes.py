@@ -43,3 +43,15 @@ def evaluation_document(rmse: float, *, linear: float = 2.4, mean: float = 3.3, 
                                    {"rmse": rmse, "mse": rmse ** 2, "mae": rmse * 0.8, "r2": 0.5}.items()},
             "baselines": {"linear": {"rmse": linear}, "training_mean": {"rmse": mean}},
             "successor_limit": {"rmse": rmse + tolerance, "tolerance": tolerance}}
+
+
+def rerun_changes_nothing(run, recorder) -> list:
+    """``run()`` twice: the second makes no mutating call and leaves every resource unchanged; its results."""
+    from mlops_core.ensure import Action
+
+    run()
+    recorder.clear()
+    results = run()
+    assert recorder.mutating == []
+    assert {r.action for r in results} == {Action.UNCHANGED}
+    return results

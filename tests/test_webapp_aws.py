@@ -10,6 +10,7 @@ from mlops_core import apigateway, cloudfront
 from mlops_core.ensure import Action
 from mlops_core.project import Project, bootstrap, teardown
 from mlops_core.project.webapp import WebappNames, webapp_steps
+from tests.fakes import rerun_changes_nothing
 
 ACCOUNT = "123456789012"
 WEBAPP_KINDS = ["cloudfront origin access control", "cloudfront distribution", "s3 bucket", "iam role",
@@ -103,11 +104,7 @@ def test_bootstrap_creates_the_api_the_site_and_the_role(aws):
 
 
 def test_a_second_bootstrap_makes_zero_mutating_calls(aws, recorder):
-    bootstrap(project(), clients=aws)
-    recorder.clear()
-    results = bootstrap(project(), clients=aws)
-    assert recorder.mutating == []
-    assert {r.action for r in results} == {Action.UNCHANGED}
+    rerun_changes_nothing(lambda: bootstrap(project(), clients=aws), recorder)
 
 
 def test_dry_run_plans_the_webapp_and_changes_nothing(aws, recorder):

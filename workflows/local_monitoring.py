@@ -58,7 +58,7 @@ def traffic_round(project: Project, round_name: str, rows: Sequence[Sequence], e
     statistics = read_json_if_exists(f"{quality.report_s3_uri}/statistics.json", clients=clients) or {}
     metrics = statistics.get("regression_metrics", {})
     alarms = {a["AlarmName"]: a["StateValue"] for a in clients.cloudwatch.describe_alarms(
-        AlarmNames=[alarm.name for alarm in plan.alarms(project, clients=clients)])["MetricAlarms"]}
+        AlarmNames=list(plan.alarm_names(project)))["MetricAlarms"]}
     report = {"round": round_name, "requests": len(rows),
               "data_quality": {"status": executions[DATA_QUALITY].status, "violations": [
                   vars(v) for v in executions[DATA_QUALITY].violations]},

@@ -62,6 +62,8 @@ SKETCH_LEVEL_ITEMS = 20_000  # exact up to this many values per feature
 DEFAULT_C_ALPHA = 1.8  # Deequ's Distance.defaultCAlpha
 DOMAIN_MAX_VALUES = 20  # a String feature with at most this many distinct values gets a domain constraint
 STD_MIN_SAMPLES = 200  # AWS: metric standard deviations only from 200 samples
+# AWS's analyzer publishes here (mlops_core.sagemaker.monitoring's *_METRICS_NAMESPACE; this stand-in of a separate
+# image imports nothing beyond the standard library)
 DATA_NAMESPACE = "/aws/sagemaker/Endpoints/data-metric"
 MODEL_NAMESPACE = "/aws/sagemaker/Endpoints/model-metrics"
 STATISTICS, CONSTRAINTS, VIOLATIONS = "statistics.json", "constraints.json", "constraint_violations.json"

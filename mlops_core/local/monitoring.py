@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from mlops_core.aws import Clients
+from mlops_core.local.analyzer import METRICS_FILE, OPERATORS
 from mlops_core.local.runtime import LocalSageMaker, LocalState, now_iso, sagemaker_error
 from mlops_core.logs import get_logger
 from mlops_core.s3 import list_keys, parse_s3_uri, read_json_if_exists, write_json
@@ -30,9 +31,6 @@ from mlops_core.sagemaker.monitoring import (
 
 KIND = "schedules"
 BASELINE_PATH = "/opt/ml/processing/baseline"
-METRICS_FILE = "cloudwatch_metrics.json"  # the local analyzer's addition: the metrics AWS's would have put
-COMPARE = {"GreaterThanThreshold": float.__gt__, "GreaterThanOrEqualToThreshold": float.__ge__,
-           "LessThanThreshold": float.__lt__, "LessThanOrEqualToThreshold": float.__le__}
 log = get_logger("local.monitoring")
 
 
@@ -242,40 +240,37 @@ class LocalMonitoring:
             report = job["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
             violations = read_json_if_exists(f"{report}/constraint_violations.json", clients=self._s3_clients) or {}
             execution["status"] = VIOLATION_STATUS if violations.get("violations") else "Completed"
-            execution["alarms"] = self._publish(read_json_if_exists(f"{report}/{METRICS_FILE}", clients=self._s3_clients) or {})
+            self._publish(read_json_if_exists(f"{report}/{METRICS_FILE}", clients=self._s3_clients) or {})
         if changed:
             self._state.write(KIND, record["MonitoringScheduleName"], record)
         return record
 
     # after an execution: metrics, alarms, rules ---------------------------------------------------
-    def _publish(self, metrics: Mapping[str, Any]) -> list[dict]:
-        """Put the execution's metrics, evaluate the alarms on them; the alarms that went to ALARM."""
+    def _publish(self, metrics: Mapping[str, Any]) -> None:
+        """Put the execution's metrics, evaluate the alarms on them, deliver their state changes."""
         cloudwatch = self._client("cloudwatch")
         namespace, data = metrics.get("Namespace"), metrics.get("MetricData", [])
         if not namespace or not data:
-            return []
+            return
         for start in range(0, len(data), 20):
             cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[start:start + 20])
         latest = {metric_key(namespace, d["MetricName"], d.get("Dimensions", [])): float(d["Value"]) for d in data}
-        fired = []
         for alarm in cloudwatch.describe_alarms(AlarmTypes=["MetricAlarm"])["MetricAlarms"]:
             value = alarm_value(alarm, latest)
             if value is None:
                 continue
-            breaching = COMPARE[alarm["ComparisonOperator"]](value, float(alarm["Threshold"]))
+            breaching = OPERATORS[alarm["ComparisonOperator"]](value, float(alarm["Threshold"]))
             state = "ALARM" if breaching else "OK"
             if state == alarm["StateValue"]:
                 continue
             reason = f"Threshold Crossed: datapoint {value:.4g} {alarm['ComparisonOperator']} {alarm['Threshold']}"
             cloudwatch.set_alarm_state(AlarmName=alarm["AlarmName"], StateValue=state, StateReason=reason)
             if state == "ALARM":
-                started = self._deliver(alarm_event(alarm, state, reason))
-                fired.append({"alarm": alarm["AlarmName"], "value": value, "reason": reason, "started": started})
-        return fired
+                self._deliver(alarm_event(alarm, state, reason))
 
-    def _deliver(self, event: Mapping[str, Any]) -> list[dict]:
+    def _deliver(self, event: Mapping[str, Any]) -> None:
         """Send ``event`` to the targets of the rules it matches; a pipeline target is started."""
-        events, started = self._client("events"), []
+        events = self._client("events")
         for rule in events.list_rules()["Rules"]:
             if rule.get("State") != "ENABLED" or not pattern_matches(json.loads(rule.get("EventPattern") or "{}"),
                                                                       event):
@@ -286,11 +281,8 @@ class LocalMonitoring:
                     log.warning("local_target_not_delivered", rule=rule["Name"], target=target["Arn"])
                     continue
                 execution = self._client("codepipeline").start_pipeline_execution(name=resource)
-                started.append({"rule": rule["Name"], "pipeline": resource,
-                                "execution_id": execution["pipelineExecutionId"]})
                 log.info("local_rule_started_pipeline", rule=rule["Name"], pipeline=resource,
                          execution_id=execution["pipelineExecutionId"])
-        return started
 
 
 MetricKey = tuple[str, str, frozenset]

@@ -37,7 +37,7 @@ from mlops_core.local.runtime import (
     kill_group,
     now_iso,
 )
-from mlops_core.s3 import download_file, list_keys, parse_s3_uri, s3_uri, upload_file
+from mlops_core.s3 import download_file, list_keys, parse_s3_uri, read_json, s3_uri, upload_file
 from mlops_core.sagemaker.monitoring import is_analyzer_image
 
 OPT_ML = "/opt/ml"
@@ -106,13 +106,13 @@ def engine_command(state: LocalState, image: str | None, args: list[str], env: d
     """(argv, environment) running ``args`` as SageMaker would: in ``image`` with ``mounts`` (host folder -> path
     in the container) under the container engine, or, with the process engine, the container's app.py with
     OPT_ML_ROOT standing for /opt/ml."""
-    if is_analyzer_image(image or ""):  # AWS's Model Monitor image is not here: its local stand-in runs instead
+    analyzer = is_analyzer_image(image or "")  # AWS's Model Monitor image is not here: its stand-in runs instead
+    if analyzer or os.environ.get(ENGINE_ENV, "process") != "container":
         root = next(host for host, inside in mounts.items() if inside == OPT_ML)
-        mapped = {k: str(under_root(root, v)) if v.startswith(OPT_ML) else v for k, v in env.items()}
-        return [sys.executable, "-m", "mlops_core.local.analyzer"], {**os.environ, **mapped, "OPT_ML_ROOT": str(root)}
-    if os.environ.get(ENGINE_ENV, "process") != "container":
-        root = next(host for host, inside in mounts.items() if inside == OPT_ML)
-        return [sys.executable, str(container_entry_point()), *args], {**os.environ, **env, "OPT_ML_ROOT": str(root)}
+        if analyzer:
+            env = {k: str(under_root(root, v)) if v.startswith(OPT_ML) else v for k, v in env.items()}
+        argv = ["-m", "mlops_core.local.analyzer"] if analyzer else [str(container_entry_point()), *args]
+        return [sys.executable, *argv], {**os.environ, **env, "OPT_ML_ROOT": str(root)}
     engine = container_engine()
     if engine is None:
         raise FileNotFoundError("no container engine (podman or docker) on this machine: run bin/container-engine")
@@ -219,8 +219,6 @@ def run_job(state: LocalState, kind: str, name: str, clients: Clients) -> None:
 
 def download_manifest(uri: str, target: Path, clients: Clients) -> int:
     """Download the objects a SageMaker manifest file lists (``[{"prefix": "s3://b/p/"}, "key", ...]``)."""
-    from mlops_core.s3 import read_json
-
     prefix, *relatives = read_json(uri, clients=clients)
     for relative in relatives:
         download_file(prefix["prefix"].rstrip("/") + "/" + relative, target / relative, clients=clients)

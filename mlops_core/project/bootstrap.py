@@ -47,6 +47,7 @@ def bootstrap(project: Project, *, workflow_definition: dict | None = None, dry_
                           f"{project.state_machine}: pass its definition (workflow_definition=...)")
     clients = resolve(clients)
     p, tags, common = project, project.tags, {"dry_run": dry_run, "clients": clients}
+    alarms = monitoring.alarms(p, clients=clients)  # reads the baselined RMSE limit once
     log = get_logger("bootstrap").bind(project=p.name, dry_run=dry_run)
     steps = [
         lambda: s3.ensure_bucket(p.bucket, kms_key_arn=p.kms_key_arn, tags=tags, tls_only=p.tls_only, **common),
@@ -66,9 +67,8 @@ def bootstrap(project: Project, *, workflow_definition: dict | None = None, dry_
         *[lambda task=task: codebuild.ensure_project(build_project(p, task), **common)
           for task in p.tasks],
         lambda: codepipeline.ensure_pipeline(pipeline_definition(p), tags=tags, **common),
-        *[lambda alarm=alarm: cloudwatch.ensure_alarm(alarm, **common) for alarm in monitoring.alarms(p, clients=clients)],
-        lambda: events.ensure_rule(monitoring.retrain_rule(p, [a.name for a in monitoring.alarms(p, clients=clients)]),
-                                   **common),
+        *[lambda alarm=alarm: cloudwatch.ensure_alarm(alarm, **common) for alarm in alarms],
+        lambda: events.ensure_rule(monitoring.retrain_rule(p), **common),
         *(webapp_steps(p, **common) if p.webapp else []),
     ]
     results = []
@@ -96,7 +96,7 @@ def teardown(project: Project, *, delete_data: bool = False, clients: Clients | 
                  for kind in monitoring.SCHEDULE_SUFFIX]  # made by bin/monitor.py: reported when they were there
     results = [ensured for ensured in schedules if ensured.action is Action.DELETED]
     results.append(events.delete_rule(p.retrain_rule, clients=clients))
-    results += [cloudwatch.delete_alarm(alarm.name, clients=clients) for alarm in monitoring.alarms(p, clients=clients)]
+    results += [cloudwatch.delete_alarm(name, clients=clients) for name in monitoring.alarm_names(p)]
     results.append(codepipeline.delete_pipeline(p.pipeline, clients=clients))
     owned = [(task in p.tasks, codebuild.delete_project(p.codebuild_project(task), clients=clients))
              for task in ALL_TASKS]

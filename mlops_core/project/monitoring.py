@@ -4,8 +4,8 @@ drift; the model-quality RMSE) and an EventBridge rule that starts the project's
 when either goes to ALARM, through a role allowed only that pipeline's StartPipelineExecution.
 
 Layout: ``s3://{bucket}/{model}/monitoring/`` holds ``baselines/{data-quality,model-quality}/``, ``reports/``
-and ``ground-truth/``; the events role is in ``policies``; schedules are ``{model}-data-quality`` and ``{model}-model-quality`` on the endpoint
-``{model}``.
+and ``ground-truth/``; schedules are ``{model}-data-quality`` and ``{model}-model-quality`` on the endpoint
+``{model}``; the events role is in ``policies``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ from mlops_core.s3 import (
 )
 from mlops_core.sagemaker.jobs import PROCESSING, wait_job
 from mlops_core.sagemaker.monitoring import (
+    DATA_METRICS_NAMESPACE,
     DATA_QUALITY,
+    MODEL_METRICS_NAMESPACE,
     MODEL_QUALITY,
     BaselineSpec,
     ModelQualityProblem,
@@ -43,8 +45,6 @@ from mlops_core.sagemaker.monitoring import (
 
 FEATURES = ("sex", "length", "diameter", "height", "whole_weight", "shucked_weight", "viscera_weight",
             "shell_weight")  # the endpoint's input columns (model_container/schema.py), in order
-DRIFT_NAMESPACE = "/aws/sagemaker/Endpoints/data-metric"
-QUALITY_NAMESPACE = "/aws/sagemaker/Endpoints/model-metrics"
 DRIFT_THRESHOLD = 0.1  # the analyzer's default comparison_threshold for baseline drift
 DEFAULT_RMSE_ALARM = 3.0  # until a model-quality baseline exists: about the training-mean baseline's RMSE
 # The analyzer suggests the baselined metrics themselves as limits, which a sample of normal traffic breaks about
@@ -121,29 +121,36 @@ def baselined_rmse_limit(project: Project, *, clients: Clients | None = None) ->
     return float(document["regression_constraints"]["rmse"]["threshold"]) if document else None
 
 
+def alarm_names(project: Project) -> tuple[str, str]:
+    """The drift alarm's and the RMSE alarm's names (no AWS call: teardown and the rule need only these)."""
+    return resource_name(project.model, "feature-drift"), resource_name(project.model, "model-quality-rmse")
+
+
 def alarms(project: Project, *, clients: Clients | None = None) -> list[MetricAlarm]:
     """The drift alarm (largest feature drift above the analyzer's threshold) and the RMSE alarm (above the
     baselined limit, or DEFAULT_RMSE_ALARM before a baseline): the same on every run, so re-runs are no-ops."""
     def dimensions(monitoring_type: str) -> dict[str, str]:
         return {"Endpoint": project.model, "MonitoringSchedule": schedule_name(project, monitoring_type)}
+    drift_name, rmse_name = alarm_names(project)
     drift = MetricAlarm(
-        name=resource_name(project.model, "feature-drift"), namespace=DRIFT_NAMESPACE, threshold=DRIFT_THRESHOLD,
+        name=drift_name, namespace=DATA_METRICS_NAMESPACE, threshold=DRIFT_THRESHOLD,
         dimensions=dimensions(DATA_QUALITY), expression="MAX(METRICS())",
-        metrics=tuple((f"m{i}", DRIFT_NAMESPACE, f"feature_baseline_drift_{f}") for i, f in enumerate(FEATURES)),
+        metrics=tuple((f"m{i}", DATA_METRICS_NAMESPACE, f"feature_baseline_drift_{f}")
+                      for i, f in enumerate(FEATURES)),
         description=f"The largest baseline drift of endpoint {project.model}'s inputs exceeds {DRIFT_THRESHOLD}: "
                     f"starts pipeline {project.pipeline}", tags=project.tags)
     limit = baselined_rmse_limit(project, clients=clients) or DEFAULT_RMSE_ALARM
     rmse = MetricAlarm(
-        name=resource_name(project.model, "model-quality-rmse"), namespace=QUALITY_NAMESPACE, threshold=limit,
+        name=rmse_name, namespace=MODEL_METRICS_NAMESPACE, threshold=limit,
         dimensions=dimensions(MODEL_QUALITY), metric_name="rmse",
         description=f"The RMSE of endpoint {project.model} on ground truth exceeds {limit}: starts pipeline "
                     f"{project.pipeline}", tags=project.tags)
     return [drift, rmse]
 
 
-def retrain_rule(project: Project, alarm_names: list[str]) -> Rule:
+def retrain_rule(project: Project) -> Rule:
     """The rule that starts the pipeline when one of the alarms goes to ALARM."""
-    arns = [project.arn("cloudwatch", f"alarm:{name}") for name in alarm_names]
+    arns = [project.arn("cloudwatch", f"alarm:{name}") for name in alarm_names(project)]
     pattern = {"source": ["aws.cloudwatch"], "detail-type": ["CloudWatch Alarm State Change"], "resources": arns,
                "detail": {"state": {"value": ["ALARM"]}}}
     target = Target("pipeline", project.arn("codepipeline", project.pipeline), project.role_arn("events"))
@@ -152,10 +159,10 @@ def retrain_rule(project: Project, alarm_names: list[str]) -> Rule:
                 project.tags)
 
 
-def widen_quality_limits(project: Project, *, clients: Clients | None = None) -> float:
+def widen_quality_limits(project: Project, *, clients: Clients | None = None) -> None:
     """Set the model-quality baseline's limits to errors RMSE_HEADROOM larger than baselined (rmse and mae times
     1 + headroom, mse times its square, r2 lowered to match that mse), computed from statistics.json so a re-run
-    writes the same; the RMSE limit."""
+    writes the same."""
     folder = baseline_uri(project, MODEL_QUALITY)
     metrics = read_json(f"{folder}/statistics.json", clients=clients)["regression_metrics"]
     constraints = read_json(f"{folder}/constraints.json", clients=clients)
@@ -166,7 +173,6 @@ def widen_quality_limits(project: Project, *, clients: Clients | None = None) ->
         if name in limits:
             constraint["threshold"] = round(float(limits[name]), 4)
     write_json(f"{folder}/constraints.json", constraints, clients=clients)
-    return constraints["regression_constraints"]["rmse"]["threshold"]
 
 
 def start_baselines(project: Project, execution_id: str, *, wait: bool = True, retry_failed: bool = False,

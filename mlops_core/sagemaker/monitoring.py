@@ -49,6 +49,9 @@ ANALYZER_ACCOUNTS = {
 }
 ANALYZER_REPOSITORY = "sagemaker-model-monitor-analyzer"
 DATA_QUALITY, MODEL_QUALITY = "DataQuality", "ModelQuality"
+# where the analyzer publishes its metrics for an endpoint's schedules (dimensions Endpoint, MonitoringSchedule)
+DATA_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints/data-metric"
+MODEL_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints/model-metrics"
 HOURLY = "cron(0 * ? * * *)"
 ENDPOINT_PATH = "/opt/ml/processing/input/endpoint"
 BASELINE_INPUT_PATH = "/opt/ml/processing/input/baseline_dataset_input"
@@ -274,41 +277,44 @@ def read_violations(report_s3_uri: str, *, clients: Clients | None = None) -> li
     return parse_violations(document or {})
 
 
+def _summaries(sagemaker: Any, schedule: str, count: int) -> list[dict]:
+    return sagemaker.list_monitoring_executions(MonitoringScheduleName=schedule, SortBy="ScheduledTime",
+                                                SortOrder="Descending", MaxResults=count)["MonitoringExecutionSummaries"]
+
+
+def _execution(schedule: str, summary: Mapping[str, Any], with_violations: bool, clients: Clients) -> Execution:
+    """An execution summary with its report folder (from its processing job) and, if asked, its violations."""
+    job_arn = summary.get("ProcessingJobArn")
+    job = job_arn.rsplit("/", 1)[-1] if job_arn else None
+    report = None
+    if job:
+        outputs = clients.sagemaker.describe_processing_job(ProcessingJobName=job).get(
+            "ProcessingOutputConfig", {}).get("Outputs", [])
+        report = outputs[0]["S3Output"]["S3Uri"] if outputs else None
+    violations = tuple(read_violations(report, clients=clients)) if report and with_violations else ()
+    return Execution(schedule, summary["MonitoringExecutionStatus"], summary.get("ScheduledTime"), job,
+                     summary.get("FailureReason"), report, violations)
+
+
 def latest_executions(schedule: str, *, count: int = 5, with_violations: bool = True,
                       clients: Clients | None = None) -> list[Execution]:
     """The schedule's newest executions first, each with its report folder and (by default) its violations."""
     clients = resolve(clients)
-    sagemaker = clients.sagemaker
-    summaries = sagemaker.list_monitoring_executions(MonitoringScheduleName=schedule, SortBy="ScheduledTime",
-                                                     SortOrder="Descending", MaxResults=count)
-    executions = []
-    for summary in summaries.get("MonitoringExecutionSummaries", []):
-        job_arn = summary.get("ProcessingJobArn")
-        job = job_arn.rsplit("/", 1)[-1] if job_arn else None
-        report = None
-        if job:
-            described = sagemaker.describe_processing_job(ProcessingJobName=job)
-            outputs = described.get("ProcessingOutputConfig", {}).get("Outputs", [])
-            report = outputs[0]["S3Output"]["S3Uri"] if outputs else None
-        violations = tuple(read_violations(report, clients=clients)) if report and with_violations else ()
-        executions.append(Execution(schedule, summary["MonitoringExecutionStatus"], summary.get("ScheduledTime"),
-                                    job, summary.get("FailureReason"), report, violations))
-    return executions
+    return [_execution(schedule, summary, with_violations, clients)
+            for summary in _summaries(clients.sagemaker, schedule, count)]
 
 
 def wait_latest_execution(schedule: str, *, clients: Clients | None = None, policy: WaitPolicy = DEFAULT_POLICY,
                           clock: Clock | None = None) -> Execution:
     """Wait until the schedule's newest execution ends; it, with its violations (JobFailed when it failed)."""
     clients = resolve(clients)
-    sagemaker = clients.poller("sagemaker")
+    poller = clients.poller("sagemaker")
 
     def newest() -> dict:
-        found = sagemaker.list_monitoring_executions(MonitoringScheduleName=schedule, SortBy="ScheduledTime",
-                                                     SortOrder="Descending", MaxResults=1)
-        return next(iter(found["MonitoringExecutionSummaries"]), {"MonitoringExecutionStatus": "Pending"})
+        return next(iter(_summaries(poller, schedule, 1)), {"MonitoringExecutionStatus": "Pending"})
 
-    wait_for(newest, MONITORING_EXECUTION, schedule, policy=policy, clock=clock)
-    return latest_executions(schedule, count=1, clients=clients)[0]
+    return _execution(schedule, wait_for(newest, MONITORING_EXECUTION, schedule, policy=policy, clock=clock), True,
+                      clients)
 
 
 def ground_truth_record(inference_id: str, label: Any) -> dict[str, Any]:
